@@ -1,0 +1,29 @@
+/** Error classes the domain raises; grpc/ maps each to a gRPC status (architecture.md, "Errors"). */
+export type KmsErrorCode =
+  | "INVALID_ARGUMENT"
+  | "FAILED_PRECONDITION"
+  | "UNAUTHENTICATED"
+  | "PERMISSION_DENIED"
+  | "UNAVAILABLE"
+  | "DEADLINE_EXCEEDED"
+  | "CANCELLED"
+  | "INTERNAL"
+  | "UNKNOWN";
+
+/**
+ * The one error type that crosses module boundaries. `message` is short, stable, safe to send to
+ * the caller and never contains key material; `cause` is kept for logs only.
+ */
+export class KmsError extends Error {
+  override name = "KmsError";
+  readonly code: KmsErrorCode;
+
+  constructor(code: KmsErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+export function isKmsError(value: unknown): value is KmsError {
+  return value instanceof KmsError;
+}
