@@ -27,3 +27,12 @@ export class KmsError extends Error {
 export function isKmsError(value: unknown): value is KmsError {
   return value instanceof KmsError;
 }
+
+/**
+ * `error` as a KmsError: KmsErrors pass through; anything else is our own bug and becomes INTERNAL
+ * with a fixed message (raw error text may hold anything), keeping the original as `cause`.
+ */
+export function toKmsError(error: unknown, during: string): KmsError {
+  if (error instanceof KmsError) return error;
+  return new KmsError("INTERNAL", `internal error during ${during}`, { cause: error });
+}

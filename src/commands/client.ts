@@ -1,0 +1,172 @@
+import { randomUUID } from "node:crypto";
+import { text } from "node:stream/consumers";
+import { parseDuration, parseFlags, UsageError, type FlagSpec } from "../config/index.js";
+import {
+  createKmsClient,
+  KmsClientError,
+  ListenAddressError,
+  type ClientApi,
+} from "../grpc/index.js";
+import { exitCodes, type CommandIo } from "./io.js";
+
+export const clientFlags: readonly FlagSpec[] = [
+  {
+    name: "listen-addr",
+    kind: "string",
+    default: "unix:///opt/azurekms.socket",
+    help: "the plugin's socket",
+  },
+  { name: "api", kind: "string", default: "v2", help: "v2, v2alpha1 or v1beta1" },
+  {
+    name: "timeout",
+    kind: "duration",
+    default: "3s",
+    help: "deadline of each call (kube-apiserver's default)",
+  },
+  { name: "authority", kind: "string", default: "localhost", help: "HTTP/2 :authority to send" },
+  { name: "plaintext", kind: "string", default: "", help: "encrypt: UTF-8 text to encrypt" },
+  {
+    name: "plaintext-base64",
+    kind: "string",
+    default: "",
+    help: "encrypt: bytes to encrypt, base64",
+  },
+  {
+    name: "ciphertext",
+    kind: "string",
+    default: "",
+    help: "decrypt: base64 ciphertext (else the JSON of `client encrypt` on stdin)",
+  },
+  { name: "key-id", kind: "string", default: "", help: "decrypt: key_id returned by Encrypt" },
+];
+
+const usage = `Usage: keyvault-kms client status|encrypt|decrypt [flags]
+
+  status    calls Status (v2, v2alpha1) or Version (v1beta1) and prints the answer as JSON
+  encrypt   encrypts --plaintext or --plaintext-base64 and prints {"ciphertext","keyId","annotations"}
+  decrypt   decrypts --ciphertext (+ --key-id), or the JSON printed by encrypt read from stdin
+
+Flags:
+${clientFlags.map((f) => `  -${f.name}  ${f.help}${f.default === "" ? "" : ` (default ${f.default})`}`).join("\n")}
+`;
+
+interface EncryptOutput {
+  ciphertext?: unknown;
+  keyId?: unknown;
+  annotations?: unknown;
+}
+
+function toBase64Map(m: ReadonlyMap<string, Uint8Array>): Record<string, string> {
+  return Object.fromEntries([...m].map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
+}
+
+async function decryptInput(
+  values: ReadonlyMap<string, string>,
+  io: CommandIo,
+): Promise<{ ciphertext: Uint8Array; keyId: string; annotations: Map<string, Uint8Array> }> {
+  const given = values.get("ciphertext");
+  if (given !== undefined && given !== "") {
+    return {
+      ciphertext: Buffer.from(given, "base64"),
+      keyId: values.get("key-id") ?? "",
+      annotations: new Map(),
+    };
+  }
+  if (io.stdin === undefined || io.stdin.isTTY === true) {
+    throw new UsageError("decrypt needs -ciphertext, or the output of `client encrypt` on stdin");
+  }
+  let parsed: EncryptOutput;
+  try {
+    parsed = JSON.parse(await text(io.stdin)) as EncryptOutput;
+  } catch {
+    throw new UsageError("stdin is not the JSON printed by `client encrypt`");
+  }
+  if (typeof parsed.ciphertext !== "string") throw new UsageError("stdin JSON has no ciphertext");
+  const annotations = new Map<string, Uint8Array>();
+  if (typeof parsed.annotations === "object" && parsed.annotations !== null) {
+    for (const [k, v] of Object.entries(parsed.annotations as Record<string, unknown>)) {
+      if (typeof v === "string") annotations.set(k, Buffer.from(v, "base64"));
+    }
+  }
+  return {
+    ciphertext: Buffer.from(parsed.ciphertext, "base64"),
+    keyId: values.get("key-id") ?? (typeof parsed.keyId === "string" ? parsed.keyId : ""),
+    annotations,
+  };
+}
+
+export async function clientCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const [action, ...rest] = argv;
+  if (action === undefined || action === "help" || action === "--help" || action === "-help") {
+    io.out(usage);
+    return action === undefined ? exitCodes.usage : exitCodes.ok;
+  }
+  let client;
+  let api: ClientApi;
+  let values: ReadonlyMap<string, string>;
+  try {
+    if (action !== "status" && action !== "encrypt" && action !== "decrypt") {
+      throw new UsageError(`unknown client action "${action}": status, encrypt or decrypt`);
+    }
+    const flags = parseFlags(rest, clientFlags);
+    if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
+    values = flags.values;
+    const apiRaw = values.get("api") ?? "v2";
+    if (apiRaw !== "v2" && apiRaw !== "v2alpha1" && apiRaw !== "v1beta1") {
+      throw new UsageError(`invalid -api "${apiRaw}": v2, v2alpha1 or v1beta1`);
+    }
+    api = apiRaw;
+    client = createKmsClient({
+      listenAddr: values.get("listen-addr") ?? "unix:///opt/azurekms.socket",
+      timeoutMs: parseDuration("timeout", values.get("timeout") ?? "3s"),
+      authority: values.get("authority") ?? "localhost",
+    });
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ListenAddressError) {
+      io.err(`keyvault-kms client: ${err.message}`);
+      return exitCodes.usage;
+    }
+    throw err;
+  }
+  try {
+    if (action === "status") {
+      io.out(JSON.stringify(await client.status(api)));
+    } else if (action === "encrypt") {
+      const b64 = values.get("plaintext-base64");
+      const plaintext =
+        b64 !== undefined && b64 !== ""
+          ? Buffer.from(b64, "base64")
+          : Buffer.from(values.get("plaintext") ?? "", "utf8");
+      const res = await client.encrypt(api, plaintext, randomUUID());
+      io.out(
+        JSON.stringify({
+          ciphertext: Buffer.from(res.ciphertext).toString("base64"),
+          keyId: res.keyId,
+          annotations: toBase64Map(res.annotations),
+        }),
+      );
+    } else {
+      const input = await decryptInput(values, io);
+      const plaintext = Buffer.from(await client.decrypt(api, { ...input, uid: randomUUID() }));
+      io.out(
+        JSON.stringify({
+          plaintext: plaintext.toString("utf8"),
+          plaintextBase64: plaintext.toString("base64"),
+        }),
+      );
+    }
+    return exitCodes.ok;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`keyvault-kms client: ${err.message}`);
+      return exitCodes.usage;
+    }
+    if (err instanceof KmsClientError) {
+      io.err(`keyvault-kms client: ${action} failed: ${err.codeName}: ${err.details}`);
+      return exitCodes.failed;
+    }
+    throw err;
+  } finally {
+    client.close();
+  }
+}

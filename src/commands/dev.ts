@@ -1,0 +1,107 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
+import { parseConfig, parseFlags, parseUint, UsageError, type FlagSpec } from "../config/index.js";
+import type { Emulator } from "../emulator/index.js";
+import { createLogger } from "../log/index.js";
+import { contractLine, startEmulatorFrom } from "./emulator.js";
+import { exitCodes, untilAborted, type CommandIo } from "./io.js";
+import { startPlugin } from "./plugin.js";
+
+export const devFlags: readonly FlagSpec[] = [
+  {
+    name: "listen-addr",
+    kind: "string",
+    default: "unix://<cwd>/run/kms.sock",
+    help: "socket to serve",
+  },
+  { name: "state-dir", kind: "string", default: "run/emulator", help: "emulator state (CA, keys)" },
+  { name: "v", kind: "uint", default: "2", help: "log verbosity" },
+];
+
+const keyName = "kms-kek";
+
+/** Reuses the last emulator port so that key_ids (which name host:port) survive a dev restart. */
+async function startDevEmulator(stateDir: string): Promise<Emulator> {
+  const portFile = join(stateDir, "dev-port");
+  const last = Number(await readFile(portFile, "utf8").catch(() => "0"));
+  const start = (port: number) =>
+    startEmulatorFrom({ stateDir, port, key: { name: keyName, kty: "RSA", size: 2048 } });
+  let emu: Emulator;
+  try {
+    emu = await start(Number.isInteger(last) && last > 0 && last < 65536 ? last : 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+    emu = await start(0);
+  }
+  await writeFile(portFile, new URL(emu.vaultUrl).port);
+  return emu;
+}
+
+export async function devCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  let listenAddr: string;
+  let stateDir: string;
+  let verbosity: number;
+  try {
+    const flags = parseFlags(argv, devFlags);
+    if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
+    listenAddr = flags.values.get("listen-addr") ?? `unix://${resolve(io.cwd, "run/kms.sock")}`;
+    stateDir = resolve(io.cwd, flags.values.get("state-dir") ?? "run/emulator");
+    verbosity = parseUint("v", flags.values.get("v") ?? "2", 255);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`keyvault-kms dev: ${err.message}`);
+      return exitCodes.usage;
+    }
+    throw err;
+  }
+  if (listenAddr.startsWith("unix:///")) {
+    await mkdir(join(listenAddr.slice("unix://".length), ".."), { recursive: true });
+  }
+  await mkdir(stateDir, { recursive: true });
+
+  const emu = await startDevEmulator(stateDir);
+  const contract = contractLine(emu, keyName);
+  // The same path a real deployment takes: the emulator's serveArgs/serveEnv through parseConfig.
+  const config = await parseConfig(
+    [...contract.serveArgs, "--listen-addr", listenAddr, "-v", String(verbosity)],
+    { ...io.env, ...contract.serveEnv },
+  );
+  const logger = createLogger({ verbosity, fd: 2 });
+  let plugin;
+  try {
+    plugin = await startPlugin(config, logger);
+  } catch (err) {
+    io.err(`keyvault-kms dev: ${(err as Error).message}`);
+    await emu.close();
+    return exitCodes.failed;
+  }
+  const readyOrStop = await Promise.race([
+    plugin.ready.then(() => "ready" as const),
+    untilAborted(io.stop).then(() => "stop" as const),
+  ]);
+  if (readyOrStop === "ready") {
+    const cli = `node ${relative(io.cwd, new URL("../cli.js", import.meta.url).pathname) || "dist/cli.js"}`;
+    const addr = `--listen-addr ${listenAddr}`;
+    io.out(
+      [
+        "",
+        "keyvault-kms is running in dev mode against the embedded Key Vault emulator.",
+        `  socket:  ${listenAddr}`,
+        `  vault:   ${emu.vaultUrl} (emulator; state in ${relative(io.cwd, stateDir) || "."})`,
+        `  key:     ${keyName}`,
+        "",
+        "In another shell:",
+        `  ${cli} client status ${addr}`,
+        `  ${cli} client encrypt ${addr} --plaintext hello`,
+        `  ${cli} client encrypt ${addr} --plaintext hello | ${cli} client decrypt ${addr}`,
+        "",
+        "Logs go to stderr. Stop with Ctrl-C.",
+        "",
+      ].join("\n"),
+    );
+    await untilAborted(io.stop);
+  }
+  await plugin.stop();
+  await emu.close();
+  return exitCodes.ok;
+}

@@ -1,0 +1,108 @@
+import { resolve } from "node:path";
+import { parseFlags, parseUint, UsageError, type FlagSpec } from "../config/index.js";
+import { createEmulator, type Emulator, type EmulatorKeySpec } from "../emulator/index.js";
+import { exitCodes, untilAborted, type CommandIo } from "./io.js";
+
+export const emulatorFlags: readonly FlagSpec[] = [
+  {
+    name: "state-dir",
+    kind: "string",
+    default: "",
+    help: "directory for ca.pem, azure.json and the emulator's keys (required)",
+  },
+  { name: "port", kind: "uint", default: "0", help: "HTTPS port on 127.0.0.1; 0 picks a free one" },
+  {
+    name: "key-name",
+    kind: "string",
+    default: "kms-kek",
+    help: "name of the key created at start",
+  },
+  { name: "key-type", kind: "string", default: "RSA", help: "RSA, RSA-HSM or oct-HSM" },
+  {
+    name: "key-size",
+    kind: "uint",
+    default: "2048",
+    help: "RSA: 2048, 3072 or 4096; oct-HSM: 256",
+  },
+];
+
+export interface EmulatorSettings {
+  readonly stateDir: string;
+  readonly port: number;
+  readonly key: EmulatorKeySpec;
+}
+
+export function parseEmulatorFlags(argv: readonly string[], cwd: string): EmulatorSettings {
+  const flags = parseFlags(argv, emulatorFlags);
+  if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
+  const get = (name: string) =>
+    flags.values.get(name) ?? emulatorFlags.find((f) => f.name === name)?.default ?? "";
+  const stateDir = get("state-dir");
+  if (stateDir === "") throw new UsageError("-state-dir is required");
+  const port = parseUint("port", get("port"), 65535);
+  const kty = get("key-type");
+  if (kty !== "RSA" && kty !== "RSA-HSM" && kty !== "oct-HSM") {
+    throw new UsageError(`invalid -key-type "${kty}": RSA, RSA-HSM or oct-HSM`);
+  }
+  const size = parseUint("key-size", get("key-size"));
+  const sizes = kty === "oct-HSM" ? [256] : [2048, 3072, 4096];
+  const effectiveSize = kty === "oct-HSM" && !flags.values.has("key-size") ? 256 : size;
+  if (!sizes.includes(effectiveSize)) {
+    throw new UsageError(`invalid -key-size ${size} for ${kty}: ${sizes.join(", ")}`);
+  }
+  const name = get("key-name");
+  if (!/^[0-9a-zA-Z-]{1,127}$/.test(name)) throw new UsageError(`invalid -key-name "${name}"`);
+  return { stateDir: resolve(cwd, stateDir), port, key: { name, kty, size: effectiveSize } };
+}
+
+/** The one JSON line of the emulator contract (architecture.md, "CLI contract"). */
+export function contractLine(emu: Emulator, keyName: string) {
+  const serveArgs = [
+    "--keyvault-url",
+    emu.vaultUrl,
+    "--key-name",
+    keyName,
+    "--config-file-path",
+    emu.azureJsonFile ?? "",
+    "--ca-file",
+    emu.caFile ?? "",
+  ];
+  return {
+    vaultUrl: emu.vaultUrl,
+    authorityHost: emu.authorityHost,
+    tenantId: emu.tenantId,
+    clientId: emu.clientId,
+    clientSecret: emu.clientSecret,
+    caFile: emu.caFile ?? "",
+    keyName,
+    serveArgs,
+    serveEnv: { AZURE_AUTHORITY_HOST: emu.authorityHost },
+  };
+}
+
+export async function startEmulatorFrom(settings: EmulatorSettings): Promise<Emulator> {
+  return createEmulator({
+    stateDir: settings.stateDir,
+    port: settings.port,
+    flavor: settings.key.kty === "oct-HSM" ? "managedhsm" : "vault",
+    keys: [settings.key],
+  });
+}
+
+export async function emulatorCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  let settings: EmulatorSettings;
+  try {
+    settings = parseEmulatorFlags(argv, io.cwd);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`keyvault-kms emulator: ${err.message}`);
+      return exitCodes.usage;
+    }
+    throw err;
+  }
+  const emu = await startEmulatorFrom(settings);
+  io.out(JSON.stringify(contractLine(emu, settings.key.name)));
+  await untilAborted(io.stop);
+  await emu.close();
+  return exitCodes.ok;
+}

@@ -1,0 +1,99 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { describeConfig, type Config } from "../config/index.js";
+import { createKmsServer, prepareConnection } from "../grpc/index.js";
+import { createCredential, createKeyVaultWrapper, describeIdentity } from "../keyvault/index.js";
+import { createKmsService, KeyAllowlist } from "../kms/index.js";
+import type { Logger } from "../log/index.js";
+import { buildInfo, userAgent } from "../version.js";
+
+/** In-flight calls get this long to finish on SIGTERM (kube-apiserver's default timeout is 3 s). */
+const shutdownGraceMs = 5_000;
+const initBackoff = { firstMs: 500, maxMs: 30_000 };
+
+export interface RunningPlugin {
+  readonly socketPath: string;
+  /** Settles when a current seed is ready (rejects only if stopped first). */
+  readonly ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires config → Key Vault → domain → gRPC, serves the socket at once, and loads the key in the
+ * background: a Key Vault that is down at start-up makes the plugin not ready, not dead, and it
+ * becomes ready by itself when Key Vault answers.
+ */
+export async function startPlugin(config: Config, logger: Logger): Promise<RunningPlugin> {
+  logger.info(
+    {
+      config: describeConfig(config),
+      identity: describeIdentity(config.identity),
+      build: buildInfo,
+    },
+    "starting keyvault-kms",
+  );
+  const allowlist = new KeyAllowlist({ vaultHost: config.vaultHost, keyName: config.keyName });
+  const credential = createCredential({
+    identity: config.identity,
+    authorityHost: config.authorityHost,
+    ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
+  });
+  const wrapper = createKeyVaultWrapper({
+    vaultUrl: config.vaultUrl,
+    vaultHost: config.vaultHost,
+    keyName: config.keyName,
+    keyVersion: config.keyVersion,
+    credential,
+    userAgent,
+    isAllowed: (ref) => allowlist.allows(ref),
+    ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
+  });
+  const service = createKmsService({
+    wrapper,
+    allowlist,
+    cacheSize: config.cacheSize,
+    statusVersion: config.statusVersion,
+  });
+  const server = createKmsServer({
+    listenAddr: config.listenAddr,
+    socketMode: config.socketMode,
+    service,
+    runtimeVersion: buildInfo.BuildVersion,
+    wrapConnection: prepareConnection,
+    logger: logger.child({ component: "grpc" }),
+  });
+  await server.listen();
+  logger.info({ socket: server.socketPath }, "serving KMS v2, v2alpha1 and v1beta1");
+
+  const stopping = new AbortController();
+  const ready = (async () => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await wrapper.init();
+        await service.start();
+        const key = wrapper.currentKey();
+        logger.info(
+          { keyName: key.keyName, keyVersion: key.keyVersion, keyId: service.status().keyId },
+          "ready: current seed wrapped",
+        );
+        return;
+      } catch (err) {
+        const delay = Math.min(initBackoff.maxMs, initBackoff.firstMs * 2 ** attempt);
+        const jittered = Math.round(delay / 2 + Math.random() * (delay / 2));
+        logger.warn({ err, retryInMs: jittered }, "not ready: cannot load the Key Vault key yet");
+        await sleep(jittered, undefined, { signal: stopping.signal });
+      }
+    }
+  })();
+  ready.catch(() => undefined); // stop() before ready is not an error
+
+  return {
+    socketPath: server.socketPath,
+    ready,
+    async stop() {
+      stopping.abort();
+      await server.shutdown(shutdownGraceMs);
+      service.close();
+      logger.info({}, "stopped");
+    },
+  };
+}

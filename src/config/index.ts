@@ -1,0 +1,11 @@
+export {
+  parseConfig,
+  parseServeSwitches,
+  describeConfig,
+  serveUsage,
+  serveFlags,
+} from "./config.js";
+export type { Config, Identity, StatusVersion } from "./config.js";
+export { UsageError, parseFlags, parseDuration, parseUint, parseBool } from "./flags.js";
+export type { FlagSpec } from "./flags.js";
+export { cloudByName } from "./clouds.js";

@@ -1,0 +1,108 @@
+import { kidOf } from "./key-bundle.js";
+import {
+  aesKeyUnwrap,
+  aesKeyWrap,
+  aesKwBits,
+  decodeBase64Url,
+  encodeBase64Url,
+  isRsaAlgorithm,
+  rsaDecrypt,
+  rsaEncrypt,
+} from "./key-crypto.js";
+import { nowSeconds, type KeyVersion } from "./key-store.js";
+import { badParameter, KeyVaultError } from "./http-io.js";
+
+export type CryptoOperation = "wrapkey" | "unwrapkey" | "encrypt" | "decrypt";
+
+export const CRYPTO_OPERATIONS: readonly CryptoOperation[] = [
+  "wrapkey",
+  "unwrapkey",
+  "encrypt",
+  "decrypt",
+];
+
+/** The key_ops name of each operation. */
+const KEY_OP: Record<CryptoOperation, string> = {
+  wrapkey: "wrapKey",
+  unwrapkey: "unwrapKey",
+  encrypt: "encrypt",
+  decrypt: "decrypt",
+};
+
+/** Runs one crypto operation; answers {kid, value} like Key Vault's KeyOperationResult. */
+export function runCryptoOperation(
+  host: string,
+  key: KeyVersion,
+  operation: CryptoOperation,
+  body: Record<string, unknown>,
+): { kid: string; value: string } {
+  const { alg } = body;
+  if (typeof alg !== "string" || alg === "") throw badParameter("Property 'alg' is required.");
+  const input = decodeBase64Url(body["value"], "value");
+  checkUsable(key, operation);
+  const output = transform(key, operation, alg, input);
+  return { kid: kidOf(host, key.name, key.version), value: encodeBase64Url(output) };
+}
+
+function checkUsable(key: KeyVersion, operation: CryptoOperation): void {
+  const op = KEY_OP[operation];
+  const { enabled, nbf, exp } = key.attributes;
+  if (!enabled) {
+    throw forbidden(`Operation ${op} is not allowed on a disabled key.`, "KeyDisabled");
+  }
+  // Key Vault documents that decrypt and unwrap keep working outside nbf..exp, so that data
+  // protected while the key was valid stays recoverable; only new encryption is refused.
+  if (operation === "encrypt" || operation === "wrapkey") {
+    const now = nowSeconds();
+    if (nbf !== undefined && now < nbf) {
+      throw forbidden(
+        `Operation ${op} is not allowed on a key that is not yet valid.`,
+        "KeyNotYetValid",
+      );
+    }
+    if (exp !== undefined && now > exp) {
+      throw forbidden(`Operation ${op} is not allowed on an expired key.`, "KeyExpired");
+    }
+  }
+  if (!key.keyOps.includes(op)) {
+    throw forbidden(
+      `Operation ${op} is not permitted by the key_ops of this key.`,
+      "KeyOperationNotAllowed",
+    );
+  }
+}
+
+function forbidden(message: string, innerCode: string): KeyVaultError {
+  return new KeyVaultError(403, "Forbidden", message, innerCode);
+}
+
+function transform(
+  key: KeyVersion,
+  operation: CryptoOperation,
+  alg: string,
+  input: Buffer,
+): Buffer {
+  const material = key.material;
+  const forward = operation === "wrapkey" || operation === "encrypt";
+  if (material.kind === "rsa") {
+    if (!isRsaAlgorithm(alg)) throw unsupported(alg, key);
+    return forward
+      ? rsaEncrypt(material.publicKey, alg, input)
+      : rsaDecrypt(material.privateKey, alg, input);
+  }
+  const bits = aesKwBits(alg);
+  // AES-GCM/CBC encrypt and decrypt are not emulated; only key wrapping is.
+  if (
+    bits === undefined ||
+    bits !== key.size ||
+    operation === "encrypt" ||
+    operation === "decrypt"
+  ) {
+    throw unsupported(alg, key);
+  }
+  return forward ? aesKeyWrap(material.secret, input) : aesKeyUnwrap(material.secret, input);
+}
+
+function unsupported(alg: string, key: KeyVersion): KeyVaultError {
+  return badParameter(`Algorithm '${alg}' is not supported for a ${key.kty} ${key.size}-bit key.`);
+}

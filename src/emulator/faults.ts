@@ -1,0 +1,112 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { isOperation, type Operation } from "./counters.js";
+import { isRecord, sendJson } from "./http-io.js";
+import type { FaultKind, FaultSpec } from "./types.js";
+
+const KINDS: readonly FaultKind[] = ["latency", "429", "500", "503", "reset"];
+const MAX_LATENCY_MS = 120_000;
+
+interface QueuedFault {
+  readonly spec: FaultSpec;
+  remaining: number;
+}
+
+/** Shape of the error body: Key Vault's for /keys, Entra's for the token endpoint. */
+export type FaultStyle = "keyvault" | "entra";
+
+export class FaultQueue {
+  private queue: QueuedFault[] = [];
+
+  add(spec: FaultSpec): void {
+    this.queue.push({ spec: validateFault(spec), remaining: spec.count ?? Infinity });
+  }
+
+  clear(): void {
+    this.queue = [];
+  }
+
+  list(): FaultSpec[] {
+    return this.queue.map((f) => f.spec);
+  }
+
+  /** Consumes one use of the first queued fault that matches the operation. */
+  take(operation: Operation): FaultSpec | undefined {
+    const index = this.queue.findIndex(
+      (f) => f.spec.operation === "*" || f.spec.operation === operation,
+    );
+    const fault = this.queue[index];
+    if (fault === undefined) return undefined;
+    fault.remaining -= 1;
+    if (fault.remaining <= 0) this.queue.splice(index, 1);
+    return fault.spec;
+  }
+}
+
+export function validateFault(input: unknown): FaultSpec {
+  if (!isRecord(input)) throw new TypeError("a fault must be a JSON object");
+  const { operation, kind, count, ms, retryAfter } = input;
+  const known =
+    typeof operation === "string" && isOperation(operation) && operation !== "challenge";
+  if (typeof operation !== "string" || (operation !== "*" && !known)) {
+    throw new TypeError(`unknown operation ${JSON.stringify(operation)}`);
+  }
+  if (typeof kind !== "string" || !(KINDS as readonly string[]).includes(kind)) {
+    throw new TypeError(`kind must be one of ${KINDS.join(", ")}`);
+  }
+  const spec: FaultSpec = { operation, kind: kind as FaultKind };
+  if (count !== undefined) spec.count = whole(count, "count", 1, Number.MAX_SAFE_INTEGER);
+  if (ms !== undefined) spec.ms = whole(ms, "ms", 0, MAX_LATENCY_MS);
+  if (retryAfter !== undefined) spec.retryAfter = whole(retryAfter, "retryAfter", 0, 3600);
+  if (spec.kind === "latency" && spec.ms === undefined) throw new TypeError("latency needs ms");
+  return spec;
+}
+
+function whole(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new TypeError(`${name} must be an integer in ${min}..${max}`);
+  }
+  return value;
+}
+
+const MESSAGES: Record<"429" | "500" | "503", [string, string]> = {
+  "429": [
+    "Throttled",
+    "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+  ],
+  "500": ["InternalServerError", "The service encountered an internal error (injected fault)."],
+  "503": ["ServiceUnavailable", "The service is temporarily unavailable (injected fault)."],
+};
+
+/**
+ * Applies a fault. Returns true when the request has been answered (or its socket destroyed);
+ * false when processing should go on (latency).
+ */
+export async function applyFault(
+  fault: FaultSpec,
+  req: IncomingMessage,
+  res: ServerResponse,
+  style: FaultStyle,
+  sleep: (ms: number) => Promise<void>,
+): Promise<boolean> {
+  switch (fault.kind) {
+    case "latency":
+      await sleep(fault.ms ?? 0);
+      return false;
+    case "reset":
+      req.socket.destroy();
+      return true;
+    case "429":
+    case "500":
+    case "503": {
+      const headers: Record<string, string> = {};
+      if (fault.retryAfter !== undefined) headers["retry-after"] = String(fault.retryAfter);
+      const [code, message] = MESSAGES[fault.kind];
+      const body =
+        style === "keyvault"
+          ? { error: { code, message } }
+          : { error: "temporarily_unavailable", error_description: message, error_codes: [] };
+      sendJson(res, Number(fault.kind), body, headers);
+      return true;
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import type { ServerUnaryCall } from "@grpc/grpc-js";
+import { cancelledReason, deadlineExceededReason } from "../kms/index.js";
+import type { CallContext, KmsApi, KmsError } from "../kms/index.js";
+
+// grpc-js arms its deadline timer from Date.now(), but libuv timers start from the loop's cached
+// clock, so the timer can fire a few ms before Date.now() reaches the deadline.
+const deadlineSlackMs = 20;
+
+/** What this file needs of a grpc-js server call. */
+export type ServerCall = Pick<
+  ServerUnaryCall<unknown, unknown>,
+  "cancelled" | "getDeadline" | "once"
+>;
+
+/**
+ * Why a call that grpc-js reports as cancelled ended, as the domain's abort reasons (kms/abort.ts).
+ * grpc-js emits "cancelled" both when the client goes away and after it answers
+ * DEADLINE_EXCEEDED itself; only the clock tells them apart.
+ */
+export function abortReasonOf(call: ServerCall): KmsError {
+  const deadline = call.getDeadline();
+  const ms = typeof deadline === "number" ? deadline : deadline.getTime();
+  return Date.now() + deadlineSlackMs >= ms ? deadlineExceededReason() : cancelledReason();
+}
+
+/**
+ * The CallContext an async handler hands the domain. The AbortSignal is made on first read, so a
+ * call that never looks at it (a cache hit) pays for no controller and no listener. Its reason is
+ * a KmsError (DEADLINE_EXCEEDED or CANCELLED): `signal.throwIfAborted()` raises the right status.
+ */
+export class GrpcCallContext implements CallContext {
+  readonly api: KmsApi;
+  readonly uid: string;
+  readonly #call: ServerCall;
+  #controller: AbortController | undefined;
+  #settled = false;
+
+  constructor(api: KmsApi, uid: string, call: ServerCall) {
+    this.api = api;
+    this.uid = uid;
+    this.#call = call;
+  }
+
+  get signal(): AbortSignal {
+    let controller = this.#controller;
+    if (controller === undefined) {
+      const created = new AbortController();
+      controller = this.#controller = created;
+      const call = this.#call;
+      if (call.cancelled) {
+        created.abort(abortReasonOf(call));
+      } else {
+        // grpc-js also emits "cancelled" after a normal finish; settle() silences that.
+        call.once("cancelled", () => {
+          if (!this.#settled) created.abort(abortReasonOf(call));
+        });
+      }
+    }
+    return controller.signal;
+  }
+
+  /** The call has an outcome: later "cancelled" events no longer abort the signal. */
+  settle(): void {
+    this.#settled = true;
+  }
+}

@@ -1,0 +1,172 @@
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import type { ServerOptions } from "@grpc/grpc-js";
+import { createServer } from "node:net";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { KmsService } from "../kms/index.js";
+import { addKmsServices } from "./handlers.js";
+import { parseListenAddress } from "./listen-address.js";
+import type { CallObserver, GrpcLogger } from "./unary.js";
+import { clearSocketPath, listenOnSocketPath, removeSocketFile } from "./unix-socket.js";
+import type { SocketIdentity } from "./unix-socket.js";
+
+export interface KmsServerOptions {
+  /** `--listen-addr`, e.g. unix:///opt/azurekms.socket (parsed by parseListenAddress). */
+  readonly listenAddr: string;
+  /** Permissions of the socket file; default 0o600. */
+  readonly socketMode?: number | undefined;
+  readonly service: KmsService;
+  /** The plugin's version, for v1beta1 VersionResponse.runtime_version. */
+  readonly runtimeVersion: string;
+  readonly observer?: CallObserver | undefined;
+  /** Sees every accepted connection before grpc-js does (e.g. an `:authority` rewriter). */
+  readonly wrapConnection?: ((socket: Socket) => Promise<Duplex> | Duplex) | undefined;
+  readonly logger?: GrpcLogger | undefined;
+}
+
+export interface KmsServer {
+  /** Creates the socket (see unix-socket.ts) and starts accepting; rejects with ListenAddressError. */
+  listen(): Promise<void>;
+  /**
+   * Stops accepting, lets in-flight calls finish for up to `graceMs`, then closes what is left
+   * and removes the socket file. Idempotent: later calls return the same promise.
+   */
+  shutdown(graceMs: number): Promise<void>;
+  readonly socketPath: string;
+}
+
+export const defaultSocketMode = 0o600;
+
+/** Requests are at most ~64 KiB (32 KiB of annotations plus ciphertext); 1 MiB bounds memory. */
+const maxMessageBytes = 1 << 20;
+
+export const grpcServerOptions: ServerOptions = {
+  "grpc.max_receive_message_length": maxMessageBytes,
+  "grpc.max_send_message_length": maxMessageBytes,
+  // grpc-go's server defaults: ping an idle connection every 2 h, drop it after 20 s of silence.
+  "grpc.keepalive_time_ms": 2 * 60 * 60 * 1000,
+  "grpc.keepalive_timeout_ms": 20_000,
+  // Nothing reads channelz; tracking it costs every call.
+  "grpc.enable_channelz": 0,
+};
+
+/**
+ * The KMS gRPC server on a unix socket. The socket is a node:net server this owns (grpc-js
+ * bindAsync cannot set permissions atomically or check for a live peer); each connection is
+ * handed to grpc-js through a connection injector, through `wrapConnection` when given.
+ */
+export function createKmsServer(options: KmsServerOptions): KmsServer {
+  const socketPath = parseListenAddress(options.listenAddr);
+  const mode = options.socketMode ?? defaultSocketMode;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw new RangeError(`socketMode must be a permission mode between 0 and 0o777, got ${mode}`);
+  }
+  const { logger, wrapConnection } = options;
+
+  const grpcServer = new Server(grpcServerOptions);
+  addKmsServices(grpcServer, {
+    service: options.service,
+    runtimeVersion: options.runtimeVersion,
+    observer: options.observer,
+    logger,
+  });
+  const injector = grpcServer.createConnectionInjector(ServerCredentials.createInsecure());
+  const sockets = new Set<Socket>();
+  const netServer = createServer();
+  let listening: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+  let bound: SocketIdentity | undefined;
+
+  netServer.on("error", (err) => {
+    logger?.error({ err, socketPath }, "KMS socket error");
+  });
+  netServer.on("connection", (socket: Socket) => {
+    if (closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    // Errors also close the socket, which is all this layer needs to know.
+    socket.on("error", ignore);
+    socket.once("close", () => sockets.delete(socket));
+    if (wrapConnection === undefined) {
+      injector.injectConnection(socket);
+      return;
+    }
+    let wrapped: Promise<Duplex> | Duplex;
+    try {
+      wrapped = wrapConnection(socket);
+    } catch (err) {
+      dropConnection(socket, err);
+      return;
+    }
+    if (wrapped instanceof Promise) {
+      wrapped.then(
+        (duplex) => {
+          if (closing !== undefined || socket.destroyed) {
+            duplex.destroy();
+            socket.destroy();
+            return;
+          }
+          injector.injectConnection(duplex);
+        },
+        (err: unknown) => {
+          dropConnection(socket, err);
+        },
+      );
+    } else {
+      injector.injectConnection(wrapped);
+    }
+  });
+
+  function dropConnection(socket: Socket, err: unknown): void {
+    logger?.warn({ err }, "dropped a connection: wrapConnection failed");
+    socket.destroy();
+  }
+
+  async function start(): Promise<void> {
+    await clearSocketPath(socketPath, logger);
+    bound = await listenOnSocketPath(netServer, socketPath, mode);
+  }
+
+  async function stop(graceMs: number): Promise<void> {
+    if (listening !== undefined) await listening.catch(ignore);
+    // Stop accepting; the callback runs once every accepted connection has closed.
+    const allClosed = new Promise<void>((resolve) => {
+      netServer.close(() => {
+        resolve();
+      });
+    });
+    // GOAWAY to every connection: calls in flight finish, new ones go elsewhere.
+    injector.drain(graceMs);
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([allClosed, graceOver]);
+    clearTimeout(timer);
+    injector.destroy();
+    for (const socket of sockets) socket.destroy();
+    await allClosed;
+    grpcServer.forceShutdown();
+    if (bound !== undefined) await removeSocketFile(socketPath, bound);
+  }
+
+  return {
+    socketPath,
+    listen() {
+      if (closing !== undefined) return Promise.reject(new Error("the KMS server is shut down"));
+      if (listening !== undefined) return Promise.reject(new Error("listen() was already called"));
+      listening = start();
+      return listening;
+    },
+    shutdown(graceMs) {
+      closing ??= stop(graceMs);
+      return closing;
+    },
+  };
+}
+
+function ignore(): void {
+  // Deliberately empty: see the call sites.
+}

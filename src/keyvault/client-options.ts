@@ -1,0 +1,33 @@
+import { rootCertificates } from "node:tls";
+
+export interface ClientOptionsInput {
+  readonly vaultHost: string;
+  /** Extra PEM CA bundle (e.g. a TLS-inspecting proxy, or the emulator's CA). */
+  readonly caPem?: string;
+  readonly userAgent: string;
+}
+
+/** Loopback hosts: an explicitly configured local endpoint, never a real vault. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  return name === "localhost" || name === "::1" || /^127(\.\d{1,3}){3}$/.test(name);
+}
+
+/**
+ * Options shared by every Key Vault client. The extra CA is added to the system roots instead of
+ * replacing them (a `ca` option replaces Node's defaults). The challenge-resource check stays on
+ * except for a loopback vault, whose host can never end in `.vault.azure.net`.
+ */
+export function keyVaultClientOptions(input: ClientOptionsInput) {
+  return {
+    disableChallengeResourceVerification: isLoopbackHost(input.vaultHost),
+    ...tlsOptions(input.caPem),
+    // Deadlines are kube-apiserver's (3 s by default); the SDK's 1 s..64 s backoff would outlive them.
+    retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
+    userAgentOptions: { userAgentPrefix: input.userAgent },
+  };
+}
+
+export function tlsOptions(caPem: string | undefined): { tlsOptions?: { ca: string[] } } {
+  return caPem === undefined ? {} : { tlsOptions: { ca: [...rootCertificates, caPem] } };
+}

@@ -1,0 +1,129 @@
+import { AuthenticationError, CredentialUnavailableError } from "@azure/identity";
+import { KmsError } from "../kms/errors.js";
+
+/** What a Key Vault failure looks like through @azure/core-rest-pipeline, read by shape. */
+interface RestErrorLike {
+  name: string;
+  statusCode?: number;
+  code?: string;
+  details?: unknown;
+}
+
+const networkCodes = new Set([
+  "REQUEST_SEND_ERROR",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ESOCKETTIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/** Key Vault puts the specific reason (ForbiddenByRbac, KeyDisabled, …) in error.innererror.code. */
+function innerCode(details: unknown): string | undefined {
+  if (typeof details !== "object" || details === null) return undefined;
+  const error = (
+    details as { error?: { innererror?: { code?: unknown }; innerError?: { code?: unknown } } }
+  ).error;
+  const code = error?.innererror?.code ?? error?.innerError?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+const keyStateCodes = new Set(["KeyDisabled", "KeyExpired", "KeyNotYetValid"]);
+
+/**
+ * One table from Azure SDK failures to KmsError (architecture.md "Errors"). `what` names the
+ * operation and key for the message, e.g. `unwrapKey on mykey/0123…`; Key Vault's own text is kept
+ * only as the cause, for logs.
+ */
+export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
+  if (err instanceof KmsError) return err;
+  if (err instanceof AuthenticationError) {
+    const status = err.statusCode;
+    if (status >= 400 && status < 500) {
+      return new KmsError(
+        "UNAUTHENTICATED",
+        `${what}: the identity could not get a token (${status} from the token endpoint); check azure.json credentials`,
+        { cause: err },
+      );
+    }
+    return new KmsError("UNAVAILABLE", `${what}: the token endpoint is unreachable or failing`, {
+      cause: err,
+    });
+  }
+  if (err instanceof CredentialUnavailableError) {
+    return new KmsError("UNAVAILABLE", `${what}: no credential could get a token`, { cause: err });
+  }
+  const e = err as RestErrorLike;
+  if (e.name === "AbortError") {
+    return new KmsError("DEADLINE_EXCEEDED", `${what}: Key Vault did not answer in time`, {
+      cause: err,
+    });
+  }
+  const status = typeof e.statusCode === "number" ? e.statusCode : undefined;
+  const code = typeof e.code === "string" ? e.code : undefined;
+  if (status === undefined) {
+    if (code !== undefined && networkCodes.has(code)) {
+      return new KmsError("UNAVAILABLE", `${what}: Key Vault unreachable (${code})`, {
+        cause: err,
+      });
+    }
+    return new KmsError("UNAVAILABLE", `${what}: Key Vault request failed`, { cause: err });
+  }
+  const inner = innerCode(e.details);
+  const reason = inner ?? code ?? String(status);
+  if (status === 401) {
+    return new KmsError(
+      "UNAUTHENTICATED",
+      `${what}: Key Vault rejected the token (401 ${reason})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (status === 403 && inner !== undefined && keyStateCodes.has(inner)) {
+    return new KmsError(
+      "FAILED_PRECONDITION",
+      `${what}: the key version is not usable (${inner})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (status === 403) {
+    return new KmsError(
+      "PERMISSION_DENIED",
+      `${what}: Key Vault denied the request (403 ${reason}); grant the identity wrapKey/unwrapKey/get (role Key Vault Crypto User)`,
+      { cause: err },
+    );
+  }
+  if (status === 404) {
+    return new KmsError(
+      "FAILED_PRECONDITION",
+      `${what}: key or key version not found in Key Vault`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (status === 400) {
+    return new KmsError(
+      "INVALID_ARGUMENT",
+      `${what}: Key Vault refused the input (400 ${reason})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (status === 429 || status >= 500 || status === 408) {
+    return new KmsError("UNAVAILABLE", `${what}: Key Vault is throttling or failing (${status})`, {
+      cause: err,
+    });
+  }
+  return new KmsError("UNKNOWN", `${what}: unexpected Key Vault answer (${status})`, {
+    cause: err,
+  });
+}

@@ -1,0 +1,35 @@
+/** The domain's public API (architecture.md, "Modules"). */
+export { abortError, cancelledReason, deadlineExceededReason } from "./abort.js";
+export { KeyAllowlist, type AllowedKey } from "./allowlist.js";
+export { annotationKeyProblem, MAX_ANNOTATIONS_SIZE, validateAnnotations } from "./annotations.js";
+export {
+  encodeEnvelope,
+  ENVELOPE_FORMAT_VERSION,
+  envelopeSize,
+  keyReferenceProblem,
+  parseEnvelope,
+  wrappedSeedProblem,
+  type Envelope,
+  type EnvelopeParts,
+} from "./envelope.js";
+export { isKmsError, KmsError, toKmsError, type KmsErrorCode } from "./errors.js";
+export { keyIdFromUrl, keyIdOf, keyUrl } from "./key-id.js";
+export type {
+  KeyReference,
+  KeyWrapper,
+  UnwrapOptions,
+  WrapAlgorithm,
+  WrappedSeed,
+} from "./key-wrapper.js";
+export { looksLikeLegacyCiphertext } from "./legacy-ciphertext.js";
+export { MAX_V1_CIPHERTEXT, MAX_V1_PLAINTEXT, MAX_V2_CIPHERTEXT } from "./limits.js";
+export { DEFAULT_CACHE_SIZE, DEFAULT_UNWRAP_TIMEOUT_MS } from "./seed-cache.js";
+export { createKmsService, type KmsServiceOptions, type ManagedKmsService } from "./service.js";
+export type {
+  CallContext,
+  DecryptInput,
+  EncryptResult,
+  KmsApi,
+  KmsService,
+  StatusResult,
+} from "./service-types.js";

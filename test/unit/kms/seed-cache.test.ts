@@ -1,0 +1,137 @@
+import { randomBytes } from "node:crypto";
+import { KmsError } from "../../../src/kms/errors.js";
+import { parseEnvelope, type Envelope } from "../../../src/kms/envelope.js";
+import type { KeyWrapper } from "../../../src/kms/key-wrapper.js";
+import { SeedCache } from "../../../src/kms/seed-cache.js";
+import { FakeKeyWrapper, sharedKeyPair } from "../../helpers/fake-key-wrapper.js";
+import { ctx, expectCode, isZero, startedServiceFor, tick } from "./fixtures.js";
+
+interface Sealed {
+  readonly envelope: Envelope;
+  readonly plaintext: Buffer;
+}
+
+const writerKeys = new FakeKeyWrapper({ keyPair: sharedKeyPair() });
+
+/** One ciphertext under a fresh seed of `writerKeys`. */
+async function sealed(): Promise<Sealed> {
+  const writer = await startedServiceFor(writerKeys.withSameKeys());
+  const plaintext = randomBytes(32);
+  const envelope = parseEnvelope(writer.encrypt(plaintext, ctx()).ciphertext);
+  writer.close();
+  return { envelope, plaintext };
+}
+
+function open(cache: SeedCache, s: Sealed, signal?: AbortSignal): Promise<Buffer> {
+  return cache.use(s.envelope.seed, s.envelope.seedCacheKey, signal, (seed) =>
+    seed.open(s.envelope),
+  );
+}
+
+describe("SeedCache", () => {
+  it("shares one unwrap among concurrent misses and serves hits synchronously", async () => {
+    const fake = writerKeys.withSameKeys({ latencyMs: 5 });
+    const cache = new SeedCache({ wrapper: fake });
+    const s = await sealed();
+    const outs = await Promise.all(Array.from({ length: 50 }, () => open(cache, s)));
+    for (const out of outs) expect(out).toEqual(s.plaintext);
+    expect(fake.calls.unwrap).toBe(1);
+    expect(cache.get(s.envelope.seedCacheKey)?.open(s.envelope)).toEqual(s.plaintext);
+    expect(cache.size).toBe(1);
+  });
+
+  it("fetches again when the seed is evicted (and zeroed) between the fetch and its use", async () => {
+    const fake = writerKeys.withSameKeys();
+    const cache = new SeedCache({ wrapper: fake, max: 1 });
+    const k = await sealed();
+    const l = await sealed();
+    const release = fake.holdUnwraps();
+    let other: Promise<Buffer> | undefined;
+    // The first caller of K, on using it, starts a fetch of L: that evicts K from the 1-entry
+    // cache (zeroing it) before the second caller of K gets to run.
+    const first = cache.use(k.envelope.seed, k.envelope.seedCacheKey, undefined, (seed) => {
+      const out = seed.open(k.envelope);
+      other = open(cache, l);
+      return out;
+    });
+    const second = open(cache, k);
+    release();
+    expect(await first).toEqual(k.plaintext);
+    expect(await second).toEqual(k.plaintext);
+    expect(await other).toEqual(l.plaintext);
+    expect(cache.refetches).toBe(1);
+    expect(fake.calls.unwrap).toBe(3); // K, L, K again
+    expect(isZero(fake.unwrapped[0]!)).toBe(true);
+  });
+
+  it("zeroes a seed that was evicted while its unwrap was in flight, after its callers used it", async () => {
+    const fake = writerKeys.withSameKeys();
+    const cache = new SeedCache({ wrapper: fake, max: 1 });
+    const k = await sealed();
+    const l = await sealed();
+    const release = fake.holdUnwraps();
+    const kOut = open(cache, k);
+    const lOut = open(cache, l); // evicts K's pending entry; K's unwrap still answers its callers
+    release();
+    expect(await kOut).toEqual(k.plaintext);
+    expect(await lOut).toEqual(l.plaintext);
+    expect(fake.calls.unwrap).toBe(2);
+    await tick();
+    const [kSeed, lSeed] = fake.unwrapped;
+    expect(isZero(kSeed!)).toBe(true); // never stored, zeroed after use
+    expect(isZero(lSeed!)).toBe(false); // cached
+    cache.clear();
+    expect(isZero(lSeed!)).toBe(true);
+  });
+
+  it("zeroes evicted seeds", async () => {
+    const fake = writerKeys.withSameKeys();
+    const cache = new SeedCache({ wrapper: fake, max: 2 });
+    const all = [await sealed(), await sealed(), await sealed()];
+    for (const s of all) expect(await open(cache, s)).toEqual(s.plaintext);
+    expect(fake.unwrapped.map(isZero)).toEqual([true, false, false]);
+  });
+
+  it("does not cache a failed unwrap", async () => {
+    const fake = writerKeys.withSameKeys();
+    const cache = new SeedCache({ wrapper: fake });
+    const s = await sealed();
+    fake.failNextUnwraps(2, new KmsError("UNAVAILABLE", "throttled"));
+    await expectCode(() => open(cache, s), "UNAVAILABLE");
+    await expectCode(() => open(cache, s), "UNAVAILABLE");
+    expect(await open(cache, s)).toEqual(s.plaintext);
+    expect(fake.calls.unwrap).toBe(3);
+  });
+
+  it("rejects an unwrapped seed of the wrong length and zeroes it", async () => {
+    const returned = randomBytes(16);
+    const fake = writerKeys.withSameKeys();
+    const short: KeyWrapper = {
+      currentKey: () => fake.currentKey(),
+      wrap: (seed) => fake.wrap(seed),
+      unwrap: () => Promise.resolve(returned),
+    };
+    const cache = new SeedCache({ wrapper: short });
+    const s = await sealed();
+    const error = await expectCode(() => open(cache, s), "INVALID_ARGUMENT");
+    expect(error.message).toContain("16 bytes");
+    expect(isZero(returned)).toBe(true);
+    expect(cache.size).toBe(0);
+  });
+
+  it("does not start an unwrap for a caller that has already given up", async () => {
+    const fake = writerKeys.withSameKeys();
+    const cache = new SeedCache({ wrapper: fake });
+    const s = await sealed();
+    const aborted = new AbortController();
+    aborted.abort();
+    await expectCode(() => open(cache, s, aborted.signal), "CANCELLED");
+    expect(fake.calls.unwrap).toBe(0);
+  });
+
+  it("refuses nonsense sizes", () => {
+    const fake = writerKeys.withSameKeys();
+    expect(() => new SeedCache({ wrapper: fake, max: 0 })).toThrow(RangeError);
+    expect(() => new SeedCache({ wrapper: fake, unwrapTimeoutMs: 0 })).toThrow(RangeError);
+  });
+});
