@@ -1,15 +1,12 @@
 #!/usr/bin/env node
-import { clientCommand } from "./commands/client.js";
-import { devCommand } from "./commands/dev.js";
-import { emulatorCommand } from "./commands/emulator.js";
 import { exitCodes, type Command, type CommandIo } from "./commands/io.js";
-import { serveCommand } from "./commands/serve.js";
 
-const commands: Record<string, Command> = {
-  serve: serveCommand,
-  emulator: emulatorCommand,
-  dev: devCommand,
-  client: clientCommand,
+// Loaded on demand: `client` must not pay for the Azure SDK, nor `serve` for the emulator.
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import("./commands/serve.js")).serveCommand,
+  emulator: async () => (await import("./commands/emulator.js")).emulatorCommand,
+  dev: async () => (await import("./commands/dev.js")).devCommand,
+  client: async () => (await import("./commands/client.js")).clientCommand,
 };
 
 /** The only module that touches process.*: arguments, signals, streams and the exit code. */
@@ -18,14 +15,15 @@ async function main(): Promise<number> {
   const first = argv[0];
   // No subcommand, or a flag first: `serve`, so the Go plugin's command lines work unchanged.
   const name = first === undefined || first.startsWith("-") ? "serve" : first;
-  const command = commands[name];
+  const load = commands[name];
   const rest = first === name ? argv.slice(1) : argv;
-  if (command === undefined) {
+  if (load === undefined) {
     process.stderr.write(
       `keyvault-kms: unknown command "${name}" (serve, emulator, dev, client; serve --help for flags)\n`,
     );
     return exitCodes.usage;
   }
+  const command = await load();
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {

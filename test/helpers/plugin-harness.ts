@@ -11,6 +11,10 @@ export interface HarnessOptions {
   readonly key?: EmulatorKeySpec;
   /** Extra serve flags, e.g. ["--status-version", "v2beta1"]. */
   readonly args?: readonly string[];
+  /** Runs after the emulator starts and before the plugin does (e.g. to inject faults). */
+  readonly beforeStart?: (emu: Emulator) => void;
+  /** Resolve before the plugin is ready (default: wait for a current seed). */
+  readonly waitReady?: boolean;
 }
 
 export interface PluginHarness {
@@ -42,9 +46,10 @@ export async function startPluginHarness(options: HarnessOptions = {}): Promise<
     [...contract.serveArgs, "--listen-addr", listenAddr, ...(options.args ?? [])],
     { ...contract.serveEnv },
   );
-  const start = async () => {
+  options.beforeStart?.(emu);
+  const start = async (waitReady = true) => {
     const plugin = await startPlugin(config, silentLogger());
-    await plugin.ready;
+    if (waitReady) await plugin.ready;
     return plugin;
   };
   const harness: PluginHarness = {
@@ -52,7 +57,7 @@ export async function startPluginHarness(options: HarnessOptions = {}): Promise<
     dir,
     listenAddr,
     socketPath: join(dir, "kms.sock"),
-    plugin: await start(),
+    plugin: await start(options.waitReady ?? true),
     async restart() {
       await harness.plugin.stop();
       harness.plugin = await start();

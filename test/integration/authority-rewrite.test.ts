@@ -311,8 +311,10 @@ describe("teardown on rewritten connections", () => {
         await Promise.all(calls);
       });
       await Promise.all(rounds);
-      // Calls in flight while the server goes away.
+      // Calls in flight while the server goes away (once the connection is admitted: grpc-js
+      // cannot refuse connections injected after its shutdown; server.ts guards that).
       const late = await raw(sock.path);
+      expect((await late.call(ECHO_PATH, Buffer.from("admitted"))).status).toBe(0);
       const pending = Array.from({ length: 20 }, () =>
         late.call(ECHO_PATH, Buffer.alloc(30000)).catch(() => undefined),
       );

@@ -92,6 +92,7 @@ export class RawGrpcClient {
         this.closedWith ??= new Error("connection closed");
         for (const s of this.streams.values()) s.reject(this.closedWith);
         this.streams.clear();
+        this.gotServerSettings(); // release calls still waiting; they see closedWith
         resolve();
       });
     });
@@ -121,6 +122,7 @@ export class RawGrpcClient {
 
   async call(method: string, payload: Buffer, opts: CallOptions = {}): Promise<CallResult> {
     if (this.options.waitForServerSettings ?? true) await this.serverSettings;
+    if (this.closedWith) throw this.closedWith;
     const streamId = this.nextStreamId;
     this.nextStreamId += 2;
     if (opts.tableSizeUpdate !== undefined) this.encoder.setTableSize(opts.tableSizeUpdate);
