@@ -88,6 +88,18 @@ describe("stock grpc-js server on a unix socket", () => {
     expect(verdicts).toEqual([]);
   });
 
+  it("lets a host header with a slash through next to :authority (so only :authority is rewritten)", async () => {
+    const client = await RawGrpcClient.connect(sock.path, { authority: "localhost" });
+    try {
+      const withHost = (host: string) =>
+        client.call(ECHO_PATH, Buffer.from("x"), { metadata: [["host", host]] });
+      expect((await withHost("localhost")).status).toBe(0);
+      expect((await withHost(sock.path)).status).toBe(0);
+    } finally {
+      client.destroy();
+    }
+  });
+
   it("also refuses an empty :authority", async () => {
     const client = await RawGrpcClient.connect(sock.path, { authority: "" });
     try {
