@@ -24,6 +24,8 @@ export function createCredential(input: CredentialInput): TokenCredential {
   const common = {
     authorityHost: input.authorityHost,
     disableInstanceDiscovery: true,
+    // Like the Key Vault clients: short retries, so a failure surfaces within the caller's deadline.
+    retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
     ...tlsOptions(input.caPem),
   };
   const { identity } = input;

@@ -1,4 +1,8 @@
-import { AuthenticationError, CredentialUnavailableError } from "@azure/identity";
+import {
+  AuthenticationError,
+  AuthenticationRequiredError,
+  CredentialUnavailableError,
+} from "@azure/identity";
 import { KmsError } from "../kms/errors.js";
 
 /** What a Key Vault failure looks like through @azure/core-rest-pipeline, read by shape. */
@@ -53,6 +57,19 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
     return new KmsError("UNAVAILABLE", `${what}: the token endpoint is unreachable or failing`, {
       cause: err,
     });
+  }
+  // The Key Vault challenge policy asks for a token with CAE options, and every MSAL failure then
+  // surfaces as AuthenticationRequiredError, told apart only by the OAuth error code its message
+  // starts with: the endpoint's own trouble is an outage, anything else a refused identity.
+  if (err instanceof AuthenticationRequiredError) {
+    if (/^(temporarily_unavailable|server_error)\b/.test(err.message)) {
+      return new KmsError("UNAVAILABLE", `${what}: the token endpoint is failing`, { cause: err });
+    }
+    return new KmsError(
+      "UNAUTHENTICATED",
+      `${what}: the token endpoint refused the identity; check azure.json credentials`,
+      { cause: err },
+    );
   }
   if (err instanceof CredentialUnavailableError) {
     return new KmsError("UNAVAILABLE", `${what}: no credential could get a token`, { cause: err });

@@ -47,7 +47,7 @@ interface CurrentKey {
 }
 
 export interface KeyVaultWrapper extends KeyWrapper {
-  /** Resolves the key version and reads its public key (one list + one get, or one get). */
+  /** Resolves the key version and reads its public key (one GET unless the latest is unusable). */
   init(): Promise<void>;
   readonly ready: boolean;
 }
@@ -88,9 +88,18 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
   const versionClients = new Map<string, CryptographyClient>();
   let current: CurrentKey | undefined;
 
-  async function resolveVersion(): Promise<string> {
-    if (options.keyVersion !== "") return options.keyVersion;
+  /**
+   * The pinned version, else the key's current version (one GET), else — when that one is
+   * disabled or outside nbf/exp — the newest usable version from the list. Key Vault's `created`
+   * has one-second resolution, so the GET, not the list, decides between versions made together.
+   */
+  async function fetchKey(): Promise<KeyVaultKey> {
+    if (options.keyVersion !== "") {
+      return keys.getKey(options.keyName, { version: options.keyVersion });
+    }
+    const latest = await keys.getKey(options.keyName);
     const now = new Date();
+    if (isUsable(latest.properties, now)) return latest;
     let best: KeyProperties | undefined;
     for await (const p of keys.listPropertiesOfKeyVersions(options.keyName)) {
       if (!isUsable(p, now)) continue;
@@ -102,7 +111,7 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
         `key ${options.keyName} has no enabled version that is valid now`,
       );
     }
-    return best.version;
+    return keys.getKey(options.keyName, { version: best.version });
   }
 
   function clientFor(ref: KeyReference): CryptographyClient {
@@ -130,8 +139,7 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
       const what = `reading key ${options.keyName}`;
       let key: KeyVaultKey;
       try {
-        const version = await resolveVersion();
-        key = await keys.getKey(options.keyName, { version });
+        key = await fetchKey();
       } catch (err) {
         throw kmsErrorFromAzure(err, what);
       }
