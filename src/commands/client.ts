@@ -1,6 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { text } from "node:stream/consumers";
-import { parseDuration, parseFlags, UsageError, type FlagSpec } from "../config/index.js";
+import {
+  parseDuration,
+  parseFlags,
+  UsageError,
+  type FlagSpec,
+  type ParsedFlags,
+} from "../config/index.js";
 import {
   createKmsClient,
   KmsClientError,
@@ -61,14 +67,14 @@ function toBase64Map(m: ReadonlyMap<string, Uint8Array>): Record<string, string>
 }
 
 async function decryptInput(
-  values: ReadonlyMap<string, string>,
+  flags: ParsedFlags,
   io: CommandIo,
 ): Promise<{ ciphertext: Uint8Array; keyId: string; annotations: Map<string, Uint8Array> }> {
-  const given = values.get("ciphertext");
-  if (given !== undefined && given !== "") {
+  const given = flags.get("ciphertext");
+  if (given !== "") {
     return {
       ciphertext: Buffer.from(given, "base64"),
-      keyId: values.get("key-id") ?? "",
+      keyId: flags.get("key-id"),
       annotations: new Map(),
     };
   }
@@ -90,7 +96,7 @@ async function decryptInput(
   }
   return {
     ciphertext: Buffer.from(parsed.ciphertext, "base64"),
-    keyId: values.get("key-id") ?? (typeof parsed.keyId === "string" ? parsed.keyId : ""),
+    keyId: flags.values.get("key-id") ?? (typeof parsed.keyId === "string" ? parsed.keyId : ""),
     annotations,
   };
 }
@@ -103,23 +109,22 @@ export async function clientCommand(argv: readonly string[], io: CommandIo): Pro
   }
   let client;
   let api: ClientApi;
-  let values: ReadonlyMap<string, string>;
+  let flags: ParsedFlags;
   try {
     if (action !== "status" && action !== "encrypt" && action !== "decrypt") {
       throw new UsageError(`unknown client action "${action}": status, encrypt or decrypt`);
     }
-    const flags = parseFlags(rest, clientFlags);
+    flags = parseFlags(rest, clientFlags);
     if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
-    values = flags.values;
-    const apiRaw = values.get("api") ?? "v2";
+    const apiRaw = flags.get("api");
     if (apiRaw !== "v2" && apiRaw !== "v2alpha1" && apiRaw !== "v1beta1") {
       throw new UsageError(`invalid -api "${apiRaw}": v2, v2alpha1 or v1beta1`);
     }
     api = apiRaw;
     client = createKmsClient({
-      listenAddr: values.get("listen-addr") ?? "unix:///opt/azurekms.socket",
-      timeoutMs: parseDuration("timeout", values.get("timeout") ?? "3s"),
-      authority: values.get("authority") ?? "localhost",
+      listenAddr: flags.get("listen-addr"),
+      timeoutMs: parseDuration("timeout", flags.get("timeout")),
+      authority: flags.get("authority"),
     });
   } catch (err) {
     if (err instanceof UsageError || err instanceof ListenAddressError) {
@@ -132,11 +137,9 @@ export async function clientCommand(argv: readonly string[], io: CommandIo): Pro
     if (action === "status") {
       io.out(JSON.stringify(await client.status(api)));
     } else if (action === "encrypt") {
-      const b64 = values.get("plaintext-base64");
+      const b64 = flags.get("plaintext-base64");
       const plaintext =
-        b64 !== undefined && b64 !== ""
-          ? Buffer.from(b64, "base64")
-          : Buffer.from(values.get("plaintext") ?? "", "utf8");
+        b64 !== "" ? Buffer.from(b64, "base64") : Buffer.from(flags.get("plaintext"), "utf8");
       const res = await client.encrypt(api, plaintext, randomUUID());
       io.out(
         JSON.stringify({
@@ -146,7 +149,7 @@ export async function clientCommand(argv: readonly string[], io: CommandIo): Pro
         }),
       );
     } else {
-      const input = await decryptInput(values, io);
+      const input = await decryptInput(flags, io);
       const plaintext = Buffer.from(await client.decrypt(api, { ...input, uid: randomUUID() }));
       io.out(
         JSON.stringify({

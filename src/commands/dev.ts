@@ -45,8 +45,8 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
     const flags = parseFlags(argv, devFlags);
     if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
     listenAddr = flags.values.get("listen-addr") ?? `unix://${resolve(io.cwd, "run/kms.sock")}`;
-    stateDir = resolve(io.cwd, flags.values.get("state-dir") ?? "run/emulator");
-    verbosity = parseUint("v", flags.values.get("v") ?? "2", 255);
+    stateDir = resolve(io.cwd, flags.get("state-dir"));
+    verbosity = parseUint("v", flags.get("v"), 255);
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`keyvault-kms dev: ${err.message}`);

@@ -35,8 +35,7 @@ export interface EmulatorSettings {
 export function parseEmulatorFlags(argv: readonly string[], cwd: string): EmulatorSettings {
   const flags = parseFlags(argv, emulatorFlags);
   if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
-  const get = (name: string) =>
-    flags.values.get(name) ?? emulatorFlags.find((f) => f.name === name)?.default ?? "";
+  const get = (name: string) => flags.get(name);
   const stateDir = get("state-dir");
   if (stateDir === "") throw new UsageError("-state-dir is required");
   const port = parseUint("port", get("port"), 65535);

@@ -1,15 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { readAzureJson, type AzureJson } from "./azure-json.js";
 import { cloudByName, knownCloudNames, type Cloud } from "./clouds.js";
-import {
-  parseBool,
-  parseFlags,
-  parseUint,
-  sanitize,
-  UsageError,
-  type FlagSpec,
-  type ParsedFlags,
-} from "./flags.js";
+import { parseBool, parseFlags, parseUint, sanitize, UsageError, type FlagSpec } from "./flags.js";
 
 export type StatusVersion = "v2" | "v2beta1";
 
@@ -126,20 +118,11 @@ export interface ServeSwitches {
   readonly help: boolean;
 }
 
-function pick(flags: ParsedFlags, env: NodeJS.ProcessEnv, name: string): string {
-  const spec = serveFlags.find((s) => s.name === name);
-  if (spec === undefined) throw new Error(`no such flag spec: ${name}`);
-  const fromFlag = flags.values.get(name);
-  if (fromFlag !== undefined) return fromFlag;
-  const fromEnv = spec.env === undefined ? undefined : env[spec.env];
-  return fromEnv ?? spec.default;
-}
-
 export function parseServeSwitches(argv: readonly string[]): ServeSwitches {
   const flags = parseFlags(argv, serveFlags);
   return {
-    version: parseBool("version", flags.values.get("version") ?? "false"),
-    help: parseBool("help", flags.values.get("help") ?? "false"),
+    version: parseBool("version", flags.get("version")),
+    help: parseBool("help", flags.get("help")),
   };
 }
 
@@ -205,9 +188,9 @@ export async function parseConfig(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
 ): Promise<Config> {
-  const flags = parseFlags(argv, serveFlags);
+  const flags = parseFlags(argv, serveFlags, env);
   if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
-  const get = (name: string) => pick(flags, env, name);
+  const get = (name: string) => flags.get(name);
 
   const socketModeRaw = get("socket-mode");
   if (!/^0?[0-7]{3}$/.test(socketModeRaw)) {

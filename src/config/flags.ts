@@ -24,9 +24,15 @@ export interface ParsedFlags {
   readonly values: ReadonlyMap<string, string>;
   /** Words after the flags (after `--`, or the first non-flag word). */
   readonly rest: readonly string[];
+  /** The effective raw value: the flag, else its environment variable, else its default. */
+  get(name: string): string;
 }
 
-export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
+export function parseFlags(
+  argv: readonly string[],
+  specs: readonly FlagSpec[],
+  env: NodeJS.ProcessEnv = {},
+): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const values = new Map<string, string>();
   let i = 0;
@@ -55,7 +61,17 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     }
     values.set(name, value);
   }
-  return { values, rest: argv.slice(i) };
+  return {
+    values,
+    rest: argv.slice(i),
+    get(name) {
+      const spec = byName.get(name);
+      if (spec === undefined) throw new Error(`no flag spec named ${name}`);
+      return (
+        values.get(name) ?? (spec.env === undefined ? undefined : env[spec.env]) ?? spec.default
+      );
+    },
+  };
 }
 
 /** Go's strconv.ParseBool spellings. */

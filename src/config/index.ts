@@ -7,5 +7,5 @@ export {
 } from "./config.js";
 export type { Config, Identity, StatusVersion } from "./config.js";
 export { UsageError, parseFlags, parseDuration, parseUint, parseBool } from "./flags.js";
-export type { FlagSpec } from "./flags.js";
+export type { FlagSpec, ParsedFlags } from "./flags.js";
 export { cloudByName } from "./clouds.js";
