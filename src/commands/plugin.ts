@@ -4,7 +4,9 @@ import { createKmsServer, prepareConnection } from "../grpc/index.js";
 import { createCredential, createKeyVaultWrapper, describeIdentity } from "../keyvault/index.js";
 import { createKmsService, KeyAllowlist } from "../kms/index.js";
 import type { Logger } from "../log/index.js";
+import { createKmsMetrics, type KmsMetrics } from "../metrics/index.js";
 import { buildInfo, userAgent } from "../version.js";
+import { fanOut, keyEventLogger } from "./key-events.js";
 
 /** In-flight calls get this long to finish on SIGTERM (kube-apiserver's default timeout is 3 s). */
 const shutdownGraceMs = 5_000;
@@ -12,6 +14,7 @@ const initBackoff = { firstMs: 500, maxMs: 30_000 };
 
 export interface RunningPlugin {
   readonly socketPath: string;
+  readonly metrics: KmsMetrics;
   /** Settles when a current seed is ready (rejects only if stopped first). */
   readonly ready: Promise<void>;
   stop(): Promise<void>;
@@ -47,11 +50,15 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     isAllowed: (ref) => allowlist.allows(ref),
     ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
   });
+  const metrics = createKmsMetrics();
   const service = createKmsService({
     wrapper,
     allowlist,
     cacheSize: config.cacheSize,
     statusVersion: config.statusVersion,
+    pollIntervalMs: config.rotationPollIntervalMs,
+    seedMaxAgeMs: config.seedMaxAgeMs,
+    observer: fanOut(metrics.observer, keyEventLogger(logger.child({ component: "keys" }))),
   });
   const server = createKmsServer({
     listenAddr: config.listenAddr,
@@ -68,13 +75,8 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
   const ready = (async () => {
     for (let attempt = 0; ; attempt++) {
       try {
-        await wrapper.init();
         await service.start();
-        const key = wrapper.currentKey();
-        logger.info(
-          { keyName: key.keyName, keyVersion: key.keyVersion, keyId: service.status().keyId },
-          "ready: current seed wrapped",
-        );
+        logger.info({ keyId: service.status().keyId }, "ready: current seed wrapped");
         return;
       } catch (err) {
         const delay = Math.min(initBackoff.maxMs, initBackoff.firstMs * 2 ** attempt);
@@ -88,6 +90,7 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
 
   return {
     socketPath: server.socketPath,
+    metrics,
     ready,
     async stop() {
       stopping.abort();

@@ -1,7 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { readAzureJson, type AzureJson } from "./azure-json.js";
 import { cloudByName, knownCloudNames, type Cloud } from "./clouds.js";
-import { parseBool, parseFlags, parseUint, sanitize, UsageError, type FlagSpec } from "./flags.js";
+import {
+  parseBool,
+  parseDuration,
+  parseFlags,
+  parseUint,
+  sanitize,
+  UsageError,
+  type FlagSpec,
+} from "./flags.js";
 
 export type StatusVersion = "v2" | "v2beta1";
 
@@ -31,6 +39,10 @@ export interface Config {
   readonly caPem?: string;
   readonly caFile?: string;
   readonly cacheSize: number;
+  /** How often the key's versions are read from Key Vault (promotion and revocation). */
+  readonly rotationPollIntervalMs: number;
+  /** A current seed older than this is replaced by a new one under the same key version. */
+  readonly seedMaxAgeMs: number;
   readonly statusVersion: StatusVersion;
   readonly verbosity: number;
   readonly logFormatJson: boolean;
@@ -90,6 +102,18 @@ export const serveFlags: readonly FlagSpec[] = [
     help: "extra PEM CA bundle for Key Vault and identity TLS",
   },
   { name: "cache-size", kind: "uint", default: "1000", help: "unwrapped seeds kept in memory" },
+  {
+    name: "rotation-poll-interval",
+    kind: "duration",
+    default: "5m",
+    help: "how often to read the key's versions from Key Vault (new versions, revocations)",
+  },
+  {
+    name: "seed-max-age",
+    kind: "duration",
+    default: "7d",
+    help: "replace the current seed after this long (same key version, same key_id)",
+  },
   {
     name: "status-version",
     kind: "string",
@@ -202,6 +226,17 @@ export async function parseConfig(
   }
   const cacheSize = parseUint("cache-size", get("cache-size"), 1_000_000);
   if (cacheSize < 1) throw new UsageError("-cache-size must be at least 1");
+  const rotationPollIntervalMs = parseDuration(
+    "rotation-poll-interval",
+    get("rotation-poll-interval"),
+  );
+  if (rotationPollIntervalMs < 100 || rotationPollIntervalMs > 86_400_000) {
+    throw new UsageError("-rotation-poll-interval must be between 100ms and 24h");
+  }
+  const seedMaxAgeMs = parseDuration("seed-max-age", get("seed-max-age"));
+  if (seedMaxAgeMs < 1000 || seedMaxAgeMs > 365 * 86_400_000) {
+    throw new UsageError("-seed-max-age must be between 1s and 365d");
+  }
   const keyName = sanitize(get("key-name"));
   if (keyName === "") throw new UsageError("-key-name is required");
   if (!/^[0-9a-zA-Z-]{1,127}$/.test(keyName)) {
@@ -265,6 +300,8 @@ export async function parseConfig(
     configFilePath,
     ...(caPem === undefined ? {} : { caPem, caFile }),
     cacheSize,
+    rotationPollIntervalMs,
+    seedMaxAgeMs,
     statusVersion,
     verbosity,
     logFormatJson,
@@ -286,6 +323,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     configFilePath: config.configFilePath,
     caFile: config.caFile ?? null,
     cacheSize: config.cacheSize,
+    rotationPollInterval: `${config.rotationPollIntervalMs}ms`,
+    seedMaxAge: `${config.seedMaxAgeMs}ms`,
     statusVersion: config.statusVersion,
     verbosity: config.verbosity,
     cloud: config.cloud.name,

@@ -144,3 +144,12 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
     cause: err,
   });
 }
+
+/**
+ * Key Vault's authoritative "this key does not exist" (deleted, purged or never created). Only this
+ * exact answer may revoke; any other 404 (a proxy, a wrong path) stays an error.
+ */
+export function isKeyNotFound(err: unknown): boolean {
+  const e = err as RestErrorLike | null;
+  return typeof e === "object" && e !== null && e.statusCode === 404 && e.code === "KeyNotFound";
+}

@@ -1,201 +1,206 @@
-import {
-  createPublicKey,
-  constants as cryptoConstants,
-  publicEncrypt,
-  type KeyObject,
-} from "node:crypto";
+import { constants as cryptoConstants, publicEncrypt } from "node:crypto";
 import type { TokenCredential } from "@azure/identity";
-import {
-  CryptographyClient,
-  KeyClient,
-  type KeyProperties,
-  type KeyVaultKey,
-} from "@azure/keyvault-keys";
+import { CryptographyClient, KeyClient, type KeyVaultKey } from "@azure/keyvault-keys";
 import { KmsError } from "../kms/errors.js";
 import type {
   KeyReference,
+  KeyState,
   KeyWrapper,
+  RevocationReason,
   UnwrapOptions,
-  WrapAlgorithm,
   WrappedSeed,
 } from "../kms/key-wrapper.js";
 import { keyVaultClientOptions } from "./client-options.js";
-import { kmsErrorFromAzure } from "./errors.js";
+import { isKeyNotFound, kmsErrorFromAzure } from "./errors.js";
+import {
+  deterministicPick,
+  newestUsable,
+  revocationOf,
+  versionInfo,
+  type VersionInfo,
+} from "./key-versions.js";
+import { loadKey, LoadedKeys, type LoadedKey } from "./loaded-keys.js";
 
 export interface KeyVaultWrapperOptions {
   readonly vaultUrl: string;
   /** Lowercase `host[:port]`, as written into envelopes and key_ids. */
   readonly vaultHost: string;
   readonly keyName: string;
-  /** Empty: the newest enabled version, resolved by init(). */
+  /** Empty: follow the newest usable version. Otherwise: only ever wrap under this one. */
   readonly keyVersion: string;
   readonly credential: TokenCredential;
   readonly caPem?: string;
   readonly userAgent: string;
   /** Defence in depth: the domain checks first, but no unwrap leaves for a key not listed here. */
   readonly isAllowed: (ref: KeyReference) => boolean;
-  /** CryptographyClients kept for older versions (each one costs a GET on first use). */
+  /** Versions kept loaded (public key / client), and unwrap-only clients kept; each costs a GET. */
   readonly maxVersionClients?: number;
 }
 
-interface CurrentKey {
-  readonly ref: KeyReference;
-  readonly algorithm: WrapAlgorithm;
-  /** RSA keys wrap locally with the public key: no Key Vault call per new seed. */
-  readonly publicKey?: KeyObject;
-  readonly client: CryptographyClient;
-}
+export type KeyVaultWrapper = KeyWrapper;
 
-export interface KeyVaultWrapper extends KeyWrapper {
-  /** Resolves the key version and reads its public key (one GET unless the latest is unusable). */
-  init(): Promise<void>;
-  readonly ready: boolean;
-}
-
-function isUsable(p: KeyProperties, now: Date): boolean {
-  if (p.enabled !== true) return false;
-  if (p.notBefore !== undefined && p.notBefore > now) return false;
-  if (p.expiresOn !== undefined && p.expiresOn <= now) return false;
-  return true;
-}
-
-function algorithmFor(key: KeyVaultKey): WrapAlgorithm {
-  const kty = key.keyType ?? "unknown";
-  if (kty === "RSA" || kty === "RSA-HSM") return "RSA-OAEP-256";
-  if (kty === "oct-HSM") return "A256KW";
-  throw new KmsError(
-    "FAILED_PRECONDITION",
-    `key ${key.name} has type ${kty}; use an RSA, RSA-HSM or oct-HSM key`,
-  );
-}
-
-function b64url(bytes: Uint8Array | undefined): string {
-  return Buffer.from(bytes ?? new Uint8Array()).toString("base64url");
-}
-
-/** Reads `https://host/keys/name/version` as Key Vault writes it in a kid. */
-function refFromKid(kid: string | undefined, vaultHost: string): KeyReference {
-  const m = kid === undefined ? null : /^https:\/\/[^/]+\/keys\/([^/]+)\/([^/]+)$/.exec(kid);
-  if (m === null) throw new KmsError("INTERNAL", "Key Vault returned a key without a versioned id");
-  return { vaultHost, keyName: m[1] ?? "", keyVersion: m[2] ?? "" };
-}
+const allDeleted = (): RevocationReason => "deleted";
+const deletedState: KeyState = { current: undefined, revocation: allDeleted };
 
 export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVaultWrapper {
   const clientOptions = keyVaultClientOptions(options);
   const keys = new KeyClient(options.vaultUrl, options.credential, clientOptions);
+  const name = options.keyName;
+  const pinned = options.keyVersion.toLowerCase();
   const maxClients = options.maxVersionClients ?? 64;
-  // Version → client; Map order is insertion order, so the first entry is the oldest.
-  const versionClients = new Map<string, CryptographyClient>();
-  let current: CurrentKey | undefined;
+  const loaded = new LoadedKeys(maxClients);
+  // Versions only ever unwrapped (seeds from before this process): version → client.
+  const unwrapClients = new Map<string, CryptographyClient>();
+  // A tie is settled once per set of tied versions, so steady state stays at one request.
+  let settledTie: { tied: string; version: string } | undefined;
+  // From the last successful refresh: wrap() never uses a version Key Vault has revoked.
+  let lastRevocation: (version: string) => RevocationReason | undefined = () => undefined;
+
+  /** Every version's state, or "deleted" when Key Vault says the key itself is gone. */
+  async function listVersions(): Promise<Map<string, VersionInfo> | "deleted"> {
+    const now = new Date();
+    const versions = new Map<string, VersionInfo>();
+    try {
+      for await (const p of keys.listPropertiesOfKeyVersions(name)) {
+        const info = versionInfo(p, now);
+        if (info !== undefined) versions.set(info.version, info);
+      }
+    } catch (err) {
+      if (isKeyNotFound(err)) return "deleted";
+      throw kmsErrorFromAzure(err, `listing the versions of key ${name}`);
+    }
+    return versions;
+  }
+
+  async function getKey(version?: string): Promise<KeyVaultKey> {
+    try {
+      return await keys.getKey(name, version === undefined ? {} : { version });
+    } catch (err) {
+      throw kmsErrorFromAzure(err, `reading key ${name}/${version ?? "(current)"}`);
+    }
+  }
+
+  function load(key: KeyVaultKey): LoadedKey {
+    const entry = loadKey(key, options.vaultHost, options.credential, clientOptions);
+    loaded.add(entry);
+    return entry;
+  }
 
   /**
-   * The pinned version, else the key's current version (one GET), else — when that one is
-   * disabled or outside nbf/exp — the newest usable version from the list. Key Vault's `created`
-   * has one-second resolution, so the GET, not the list, decides between versions made together.
+   * Versions created within the same second: Key Vault's own current version (the version-less
+   * GET) wins if it is one of them; otherwise the greatest version string, the same on every node.
    */
-  async function fetchKey(): Promise<KeyVaultKey> {
-    if (options.keyVersion !== "") {
-      return keys.getKey(options.keyName, { version: options.keyVersion });
+  async function settle(tied: string[], all: Iterable<string>): Promise<string> {
+    // Any new version may change Key Vault's answer, so the memo is keyed by every version too.
+    const id = `${tied.join(",")}|${[...all].sort().join(",")}`;
+    if (settledTie?.tied === id) return settledTie.version;
+    let latest: KeyVaultKey | undefined;
+    try {
+      latest = await getKey();
+    } catch (err) {
+      // A key-state answer (e.g. its latest version is disabled) just means "not one of these".
+      if (!(err instanceof KmsError) || err.code !== "FAILED_PRECONDITION") throw err;
     }
-    const latest = await keys.getKey(options.keyName);
-    const now = new Date();
-    if (isUsable(latest.properties, now)) return latest;
-    let best: KeyProperties | undefined;
-    for await (const p of keys.listPropertiesOfKeyVersions(options.keyName)) {
-      if (!isUsable(p, now)) continue;
-      if (best === undefined || (p.createdOn ?? 0) > (best.createdOn ?? 0)) best = p;
+    const latestVersion = latest?.properties.version?.toLowerCase();
+    const chosen =
+      latestVersion !== undefined && tied.includes(latestVersion)
+        ? latestVersion
+        : (deterministicPick(tied) ?? "");
+    settledTie = { tied: id, version: chosen };
+    // The GET already returned the whole key: no second GET to load it.
+    if (latest !== undefined && chosen === latestVersion && loaded.get(chosen) === undefined) {
+      load(latest);
     }
-    if (best?.version === undefined) {
-      throw new KmsError(
-        "FAILED_PRECONDITION",
-        `key ${options.keyName} has no enabled version that is valid now`,
-      );
+    return chosen;
+  }
+
+  async function select(versions: Map<string, VersionInfo>): Promise<string | undefined> {
+    if (pinned !== "") {
+      const info = versions.get(pinned);
+      if (info === undefined) {
+        // Versions cannot be deleted one by one: an absent pin is a typo, not a revocation.
+        throw new KmsError(
+          "FAILED_PRECONDITION",
+          `key ${name} has no version ${options.keyVersion}; check --key-version`,
+        );
+      }
+      return info.reason === undefined ? pinned : undefined;
     }
-    return keys.getKey(options.keyName, { version: best.version });
+    const tied = newestUsable(versions.values());
+    if (tied.length <= 1) return tied[0];
+    return settle(tied, versions.keys());
   }
 
   function clientFor(ref: KeyReference): CryptographyClient {
-    if (current !== undefined && ref.keyVersion === current.ref.keyVersion) return current.client;
-    let client = versionClients.get(ref.keyVersion);
+    const fetched = loaded.get(ref.keyVersion);
+    if (fetched !== undefined && sameKey(fetched.ref, ref)) return fetched.client;
+    const id = ref.keyVersion.toLowerCase();
+    let client = unwrapClients.get(id);
     if (client === undefined) {
       // Always a versioned kid: a version-less client caches the first GET and mislabels results.
       const kid = `${options.vaultUrl}/keys/${ref.keyName}/${ref.keyVersion}`;
       client = new CryptographyClient(kid, options.credential, clientOptions);
-      if (versionClients.size >= maxClients) {
-        const oldest = versionClients.keys().next().value;
-        if (oldest !== undefined) versionClients.delete(oldest);
+      if (unwrapClients.size >= maxClients) {
+        const oldest = unwrapClients.keys().next().value;
+        if (oldest !== undefined) unwrapClients.delete(oldest);
       }
-      versionClients.set(ref.keyVersion, client);
+      unwrapClients.set(id, client);
     }
     return client;
   }
 
   return {
-    get ready() {
-      return current !== undefined;
+    async refresh() {
+      const versions = await listVersions();
+      if (versions === "deleted") {
+        settledTie = undefined;
+        lastRevocation = allDeleted;
+        return deletedState;
+      }
+      const version = await select(versions);
+      let current: KeyReference | undefined;
+      if (version !== undefined) {
+        current = (loaded.use(version) ?? load(await getKey(version))).ref;
+      }
+      const revocation = (v: string) => revocationOf(versions.get(v.toLowerCase()));
+      lastRevocation = revocation;
+      return { current, revocation };
     },
 
-    async init() {
-      const what = `reading key ${options.keyName}`;
-      let key: KeyVaultKey;
-      try {
-        key = await fetchKey();
-      } catch (err) {
-        throw kmsErrorFromAzure(err, what);
-      }
-      if (!isUsable(key.properties, new Date())) {
+    async wrap(seed, key) {
+      const entry = loaded.get(key.keyVersion);
+      if (entry === undefined || !sameKey(entry.ref, key)) {
         throw new KmsError(
-          "FAILED_PRECONDITION",
-          `key ${options.keyName}/${key.properties.version ?? "?"} is disabled, expired or not yet valid`,
+          "INTERNAL",
+          `key ${key.keyName}/${key.keyVersion} is not loaded; wrap only under a current key from refresh()`,
         );
       }
-      const ops = key.keyOperations ?? [];
-      if (!ops.includes("wrapKey") || !ops.includes("unwrapKey")) {
+      const reason = lastRevocation(key.keyVersion);
+      if (reason !== undefined) {
         throw new KmsError(
           "FAILED_PRECONDITION",
-          `key ${options.keyName} does not permit wrapKey and unwrapKey (key_ops: ${ops.join(",")})`,
+          `key ${key.keyName}/${key.keyVersion} is ${reason} in Key Vault; no new seed is wrapped under it`,
         );
       }
-      const algorithm = algorithmFor(key);
-      const ref = refFromKid(key.id, options.vaultHost);
-      const publicKey =
-        algorithm === "RSA-OAEP-256"
-          ? createPublicKey({
-              key: { kty: "RSA", n: b64url(key.key?.n), e: b64url(key.key?.e) },
-              format: "jwk",
-            })
-          : undefined;
-      // Built from the fetched key, so it makes no GET of its own.
-      const client = new CryptographyClient(key, options.credential, clientOptions);
-      current = { ref, algorithm, client, ...(publicKey === undefined ? {} : { publicKey }) };
-    },
-
-    currentKey() {
-      if (current === undefined)
-        throw new KmsError("UNAVAILABLE", "the Key Vault key is not loaded yet");
-      return current.ref;
-    },
-
-    async wrap(seed) {
-      const key = current;
-      if (key === undefined)
-        throw new KmsError("UNAVAILABLE", "the Key Vault key is not loaded yet");
-      if (key.publicKey !== undefined) {
+      if (entry.publicKey !== undefined) {
         const wrapped = publicEncrypt(
           {
-            key: key.publicKey,
+            key: entry.publicKey,
             padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING,
             oaepHash: "sha256",
           },
           seed,
         );
-        return { key: key.ref, algorithm: key.algorithm, wrapped };
+        return { key: entry.ref, algorithm: entry.algorithm, wrapped };
       }
       try {
-        const result = await key.client.wrapKey(key.algorithm, seed);
-        return { key: key.ref, algorithm: key.algorithm, wrapped: result.result };
+        const result = await entry.client.wrapKey(entry.algorithm, seed);
+        return { key: entry.ref, algorithm: entry.algorithm, wrapped: result.result };
       } catch (err) {
-        throw kmsErrorFromAzure(err, `wrapKey with ${key.ref.keyName}/${key.ref.keyVersion}`);
+        throw (
+          kmsErrorFromLocalCheck(err) ??
+          kmsErrorFromAzure(err, `wrapKey with ${key.keyName}/${key.keyVersion}`)
+        );
       }
     },
 
@@ -221,6 +226,15 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
       }
     },
   };
+}
+
+/** Key Vault names and versions are case-insensitive. */
+function sameKey(a: KeyReference, b: KeyReference): boolean {
+  return (
+    a.vaultHost === b.vaultHost &&
+    a.keyName.toLowerCase() === b.keyName.toLowerCase() &&
+    a.keyVersion.toLowerCase() === b.keyVersion.toLowerCase()
+  );
 }
 
 /**

@@ -20,12 +20,14 @@ function entryOf(vaultHost: string, keyName: string): string {
 export class KeyAllowlist {
   readonly #entries: ReadonlySet<string>;
   readonly #keys: readonly AllowedKey[];
+  readonly #configured: string;
 
   /** `configured` is the key this plugin encrypts with; `extra` the ones it may also decrypt. */
   constructor(configured: AllowedKey, extra: Iterable<AllowedKey> = []) {
     const keys = [configured, ...extra];
     this.#keys = keys.map((k) => Object.freeze({ vaultHost: k.vaultHost, keyName: k.keyName }));
     this.#entries = new Set(keys.map((k) => entryOf(k.vaultHost, k.keyName)));
+    this.#configured = entryOf(configured.vaultHost, configured.keyName);
   }
 
   get keys(): readonly AllowedKey[] {
@@ -34,6 +36,11 @@ export class KeyAllowlist {
 
   allows(key: Pick<KeyReference, "vaultHost" | "keyName">): boolean {
     return this.#entries.has(entryOf(key.vaultHost, key.keyName));
+  }
+
+  /** Whether `key` is the configured key (not an extra one), compared as `allows` does. */
+  isConfigured(key: Pick<KeyReference, "vaultHost" | "keyName">): boolean {
+    return entryOf(key.vaultHost, key.keyName) === this.#configured;
   }
 
   /** Throws KmsError FAILED_PRECONDITION unless `key` is allowlisted. */

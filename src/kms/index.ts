@@ -16,14 +16,18 @@ export { isKmsError, KmsError, toKmsError, type KmsErrorCode } from "./errors.js
 export { keyIdFromUrl, keyIdOf, keyUrl } from "./key-id.js";
 export type {
   KeyReference,
+  KeyState,
   KeyWrapper,
+  RevocationReason,
   UnwrapOptions,
   WrapAlgorithm,
   WrappedSeed,
 } from "./key-wrapper.js";
 export { looksLikeLegacyCiphertext } from "./legacy-ciphertext.js";
 export { MAX_V1_CIPHERTEXT, MAX_V1_PLAINTEXT, MAX_V2_CIPHERTEXT } from "./limits.js";
+export type { KmsObserver, SeedCause } from "./observer.js";
 export { DEFAULT_CACHE_SIZE, DEFAULT_UNWRAP_TIMEOUT_MS } from "./seed-cache.js";
+export { DEFAULT_POLL_INTERVAL_MS, DEFAULT_SEED_MAX_AGE_MS } from "./seed-keeper.js";
 export { createKmsService, type KmsServiceOptions, type ManagedKmsService } from "./service.js";
 export type {
   CallContext,

@@ -22,11 +22,37 @@ export interface UnwrapOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * Why Key Vault says a key version must no longer be used at all, not even to read. An expired
+ * or not-yet-valid version is only never made current: Key Vault still unwraps with an expired
+ * key, and rotation policies give every version an exp, so expiry must not make data unreadable.
+ */
+export type RevocationReason = "disabled" | "deleted";
+
+/**
+ * Key Vault's authoritative view of the configured key, as of one successful refresh.
+ * Transient failures (network, 5xx, 429) and permission errors never produce a KeyState: refresh
+ * throws instead, and the domain keeps the previous one.
+ */
+export interface KeyState {
+  /**
+   * The version new seeds are wrapped under: the newest usable version, or the pinned one while
+   * it is usable. Undefined when no version may be used; the wrapper can wrap under it at once
+   * (for RSA keys its public key is already loaded).
+   */
+  readonly current: KeyReference | undefined;
+  /** Why `keyVersion` of the configured key is revoked, or undefined if it may still be read. */
+  revocation(keyVersion: string): RevocationReason | undefined;
+}
+
 export interface KeyWrapper {
-  /** The key version that new seeds are wrapped under. */
-  currentKey(): KeyReference;
-  /** Wraps a seed under currentKey(). For RSA keys this runs locally with the public key. */
-  wrap(seed: Uint8Array): Promise<WrappedSeed>;
+  /**
+   * Reads the key's versions from Key Vault (one request in steady state) and loads what wrapping
+   * under the resulting `current` needs. Throws KmsError; the caller keeps its previous state.
+   */
+  refresh(): Promise<KeyState>;
+  /** Wraps a seed under `key` (a `current` from refresh). RSA keys wrap locally with the public key. */
+  wrap(seed: Uint8Array, key: KeyReference): Promise<WrappedSeed>;
   /** Unwraps a seed with the exact version named in `wrapped.key`. Throws KmsError. */
   unwrap(wrapped: WrappedSeed, options?: UnwrapOptions): Promise<Uint8Array>;
 }

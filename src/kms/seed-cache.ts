@@ -5,7 +5,7 @@
 import { LRUCache } from "lru-cache";
 import { abortError, raceAbort } from "./abort.js";
 import { KmsError, toKmsError } from "./errors.js";
-import type { KeyWrapper, WrappedSeed } from "./key-wrapper.js";
+import type { KeyReference, KeyWrapper, WrappedSeed } from "./key-wrapper.js";
 import { Seed } from "./seed.js";
 
 export const DEFAULT_CACHE_SIZE = 1000;
@@ -18,12 +18,18 @@ export interface SeedCacheOptions {
   readonly max?: number;
   /** Deadline of one shared unwrap; independent of any single caller's deadline. */
   readonly unwrapTimeoutMs?: number;
+  /**
+   * Why seeds under `key` may no longer be used, asked again when an unwrap lands: a version
+   * revoked while its unwrap was in flight must not slip into the cache.
+   */
+  readonly refusal?: (key: KeyReference) => KmsError | undefined;
 }
 
 export class SeedCache {
   readonly #wrapper: KeyWrapper;
   readonly #timeoutMs: number;
   readonly #lru: LRUCache<string, Seed, WrappedSeed>;
+  readonly #refusal: ((key: KeyReference) => KmsError | undefined) | undefined;
   #refetches = 0;
 
   constructor(options: SeedCacheOptions) {
@@ -34,6 +40,7 @@ export class SeedCache {
     if (!(timeoutMs > 0)) throw new RangeError(`unwrap timeout must be positive, got ${timeoutMs}`);
     this.#wrapper = options.wrapper;
     this.#timeoutMs = timeoutMs;
+    this.#refusal = options.refusal;
     this.#lru = new LRUCache<string, Seed, WrappedSeed>({
       max,
       // An eviction of an in-flight entry must not fail the callers already waiting on it.
@@ -96,6 +103,24 @@ export class SeedCache {
     }
   }
 
+  /** The cached seeds (not those in flight), without touching their recency. */
+  seeds(): Seed[] {
+    return Array.from(this.#lru.entries(), ([, seed]) => seed);
+  }
+
+  /**
+   * Zeroes and drops every cached seed `predicate` selects; returns how many. Unwraps in flight
+   * are not seen here: `refusal` stops them when they land.
+   */
+  deleteWhere(predicate: (seed: Seed) => boolean): number {
+    const doomed: string[] = [];
+    for (const [cacheKey, seed] of this.#lru.entries()) {
+      if (predicate(seed)) doomed.push(cacheKey);
+    }
+    for (const cacheKey of doomed) this.#lru.delete(cacheKey);
+    return doomed.length;
+  }
+
   /** Zeroes and drops every cached seed. */
   clear(): void {
     this.#lru.clear();
@@ -132,6 +157,11 @@ export class SeedCache {
       throw toKmsError(error, "seed unwrap");
     } finally {
       clearTimeout(timer);
+    }
+    const refused = this.#refusal?.(wrapped.key);
+    if (refused !== undefined) {
+      bytes.fill(0);
+      throw refused;
     }
     const seed = new Seed(bytes, wrapped);
     // A seed evicted or replaced while in flight is never stored, so never disposed: zero it once

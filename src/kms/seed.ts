@@ -16,8 +16,8 @@ import {
 } from "./envelope.js";
 import { KmsError } from "./errors.js";
 import { fillRandom } from "./random-pool.js";
-import { keyIdOf } from "./key-id.js";
-import type { KeyWrapper, WrappedSeed } from "./key-wrapper.js";
+import { keyIdOf, keyUrl } from "./key-id.js";
+import type { KeyReference, KeyWrapper, WrappedSeed } from "./key-wrapper.js";
 
 export const SEED_LENGTH = 32;
 /** HKDF info: binds derived keys to this envelope format version. */
@@ -149,16 +149,27 @@ export class Seed {
   }
 }
 
-/** Makes a fresh seed and has `wrapper` wrap it under its current key. */
-export async function createSeed(wrapper: KeyWrapper): Promise<Seed> {
+function sameRef(a: KeyReference, b: KeyReference): boolean {
+  return a.vaultHost === b.vaultHost && a.keyName === b.keyName && a.keyVersion === b.keyVersion;
+}
+
+/** Makes a fresh seed and has `wrapper` wrap it under `key`. */
+export async function createSeed(wrapper: KeyWrapper, key: KeyReference): Promise<Seed> {
   const bytes = randomBytes(SEED_LENGTH);
   try {
-    const wrapped = await wrapper.wrap(bytes);
+    const wrapped = await wrapper.wrap(bytes, key);
     const problem = wrappedSeedProblem(wrapped);
     if (problem !== undefined) {
       throw new KmsError(
         "FAILED_PRECONDITION",
         `the key wrapper's result cannot go into an envelope: ${problem}`,
+      );
+    }
+    // The seed's key_id goes into Status: it must be the version that was asked for.
+    if (!sameRef(wrapped.key, key)) {
+      throw new KmsError(
+        "INTERNAL",
+        `the key wrapper wrapped under ${keyUrl(wrapped.key)}, not ${keyUrl(key)}`,
       );
     }
     return new Seed(bytes, wrapped);

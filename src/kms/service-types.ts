@@ -35,6 +35,10 @@ export interface CallContext {
 }
 
 export interface KmsService {
+  /**
+   * From memory. Throws KmsError once Key Vault leaves no usable key version (or no seed could be
+   * made under the new one): healthz alone would not stop kube-apiserver's writes.
+   */
   status(): StatusResult;
   encrypt(plaintext: Uint8Array, ctx: CallContext): EncryptResult;
   decrypt(input: DecryptInput, ctx: CallContext): Promise<Uint8Array>;

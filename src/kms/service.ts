@@ -1,18 +1,19 @@
 /**
  * Status / Encrypt / Decrypt over envelope seeding (architecture.md, "The data path"). Encrypt and
  * Status never leave memory; Decrypt reaches the KeyWrapper only for a seed it has not cached,
- * and only after every local check has passed.
+ * and only after every local check has passed. Which seeds may be used is the SeedKeeper's call.
  */
 import type { KeyAllowlist } from "./allowlist.js";
 import { expectNoAnnotations, validateAnnotations } from "./annotations.js";
 import { parseEnvelope } from "./envelope.js";
 import { KmsError, toKmsError } from "./errors.js";
 import { keyIdOf, keyUrl } from "./key-id.js";
-import type { KeyWrapper } from "./key-wrapper.js";
+import type { KeyReference, KeyWrapper } from "./key-wrapper.js";
 import { legacyCiphertextNotSupported, looksLikeLegacyCiphertext } from "./legacy-ciphertext.js";
 import { MAX_V1_CIPHERTEXT, MAX_V1_PLAINTEXT, MAX_V2_CIPHERTEXT } from "./limits.js";
-import { createSeed, type Seed } from "./seed.js";
-import { SeedCache } from "./seed-cache.js";
+import { notify, type KmsObserver } from "./observer.js";
+import type { Seed } from "./seed.js";
+import { closedError, SeedKeeper } from "./seed-keeper.js";
 import type {
   CallContext,
   DecryptInput,
@@ -23,6 +24,7 @@ import type {
 
 export interface KmsServiceOptions {
   readonly wrapper: KeyWrapper;
+  /** Its first entry is the configured key: the only one whose versions can be revoked. */
   readonly allowlist: KeyAllowlist;
   /** Unwrapped seeds kept in memory (default 1000). */
   readonly cacheSize?: number;
@@ -30,15 +32,26 @@ export interface KmsServiceOptions {
   readonly statusVersion?: "v2" | "v2beta1";
   /** Deadline of one shared Key Vault unwrap (default 30000). */
   readonly unwrapTimeoutMs?: number;
+  /** How often Key Vault's view of the key is refreshed (default 300000; 0: only by poll()). */
+  readonly pollIntervalMs?: number;
+  /** Age after which the current seed is replaced under the same version (default 7 days; 0: never). */
+  readonly seedMaxAgeMs?: number;
+  readonly observer?: KmsObserver;
+  /** Clock for seed ages (default Date.now). */
+  readonly now?: () => number;
 }
 
 export interface ManagedKmsService extends KmsService {
-  /** Makes and wraps the first current seed; until it succeeds Encrypt is UNAVAILABLE. */
+  /**
+   * Refreshes the key and makes the first current seed, then starts the timers; until it
+   * succeeds Encrypt fails and Status is not ok. Throws KmsError; the caller retries.
+   */
   start(): Promise<void>;
-  /** Zeroes every seed; afterwards Encrypt and Decrypt fail UNAVAILABLE. */
+  /** Refreshes the key and applies the result now; never rejects (failures go to the observer). */
+  poll(): Promise<void>;
+  /** Stops the timers and zeroes every seed; afterwards Encrypt and Decrypt fail UNAVAILABLE. */
   close(): void;
 }
-
 const NO_ANNOTATIONS: ReadonlyMap<string, Uint8Array> = new Map();
 
 function invalid(message: string): KmsError {
@@ -50,70 +63,37 @@ function quoted(text: string): string {
 }
 
 export function createKmsService(options: KmsServiceOptions): ManagedKmsService {
-  const { wrapper, allowlist } = options;
+  const { allowlist, observer } = options;
   const version = options.statusVersion ?? "v2";
-  const cache = new SeedCache({
-    wrapper,
-    ...(options.cacheSize === undefined ? {} : { max: options.cacheSize }),
-    ...(options.unwrapTimeoutMs === undefined ? {} : { unwrapTimeoutMs: options.unwrapTimeoutMs }),
-  });
+  const keeper = new SeedKeeper(options);
+  const cache = keeper.cache;
 
-  // The current seed is one replaceable slot; rotation (a later issue) swaps it with replaceCurrent.
-  let current: Seed | undefined;
+  // One frozen StatusResult per current seed: Status allocates nothing.
+  let statusSeed: Seed | undefined;
   let currentStatus: StatusResult | undefined;
-  let notReady = notReadyStatus("not ready: no seed yet");
-  let closed = false;
 
   function notReadyStatus(healthz: string): StatusResult {
     return Object.freeze({ version, healthz, keyId: "" });
   }
 
-  function replaceCurrent(seed: Seed): void {
-    const previous = current;
-    current = seed;
-    currentStatus = Object.freeze({ version, healthz: "ok", keyId: seed.keyId });
-    // Ciphertexts sealed by the previous seed stay readable without a Key Vault call.
-    if (previous !== undefined) cache.add(previous);
-  }
-
-  // A function, not the variable, so checks after an await are not narrowed away by the compiler.
-  function isClosed(): boolean {
-    return closed;
-  }
-
-  function closedError(): KmsError {
-    return new KmsError("UNAVAILABLE", "the KMS service is shutting down");
-  }
-
-  async function start(): Promise<void> {
-    if (closed) throw closedError();
-    try {
-      const seed = await createSeed(wrapper);
-      if (isClosed()) {
-        seed.destroy();
-        throw closedError();
-      }
-      replaceCurrent(seed);
-    } catch (error) {
-      const failure = toKmsError(error, "seed creation");
-      if (current === undefined && !isClosed()) {
-        notReady = notReadyStatus(`not ready: wrapping a seed failed (${failure.code})`);
-      }
-      throw failure;
-    }
-  }
-
-  function close(): void {
-    closed = true;
-    notReady = notReadyStatus("not ready: shutting down");
-    current?.destroy();
-    current = undefined;
-    currentStatus = undefined;
-    cache.clear();
+  function decrypted(key: KeyReference, plaintext: Buffer): Buffer {
+    notify(observer, "onDecrypt", key);
+    return plaintext;
   }
 
   function status(): StatusResult {
-    return currentStatus ?? notReady;
+    const seed = keeper.current;
+    if (seed !== undefined) {
+      if (seed !== statusSeed || currentStatus === undefined) {
+        statusSeed = seed;
+        currentStatus = Object.freeze({ version, healthz: "ok", keyId: seed.keyId });
+      }
+      return currentStatus;
+    }
+    // A gRPC error, not just healthz != "ok": only that stops kube-apiserver's writes.
+    const unusable = keeper.unusable;
+    if (unusable !== undefined && keeper.served) throw unusable;
+    return notReadyStatus(keeper.notReady);
   }
 
   function encrypt(plaintext: Uint8Array, ctx: CallContext): EncryptResult {
@@ -125,14 +105,13 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
           `plaintext is ${plaintext.length} bytes; KMS v1 allows at most ${MAX_V1_PLAINTEXT}`,
         );
       }
-      const seed = current;
+      const seed = keeper.current;
       if (seed === undefined) {
-        throw closed
-          ? closedError()
-          : new KmsError(
-              "UNAVAILABLE",
-              "no seed is ready yet (Key Vault has not wrapped one); retry",
-            );
+        if (keeper.closed) throw closedError();
+        throw (
+          keeper.unusable ??
+          new KmsError("UNAVAILABLE", "no seed is ready yet (Key Vault has not wrapped one); retry")
+        );
       }
       if (!v1) {
         const size = seed.envelopeSize(plaintext.length);
@@ -171,7 +150,7 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
       expectNoAnnotations(input.annotations);
       const key = envelope.seed.key;
       // The current seed is recognised by its bytes, which also gives its key_id for free.
-      const live = current;
+      const live = keeper.current;
       const own = live?.sealed(envelope) === true ? live : undefined;
       if (!v1) {
         const keyId = own?.keyId ?? keyIdOf(key);
@@ -183,17 +162,32 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
         }
       }
       allowlist.check(key);
-      if (own !== undefined) return own.open(envelope);
-      if (closed) throw closedError();
+      // Before any seed lookup: a revoked version's seed may still be current or cached.
+      const refused = keeper.refusal(key);
+      if (refused !== undefined) throw refused;
+      if (own !== undefined) return decrypted(key, own.open(envelope));
+      if (keeper.closed) throw closedError();
 
       const cacheKey = envelope.seedCacheKey;
       const cached = cache.get(cacheKey);
-      if (cached !== undefined) return cached.open(envelope);
-      return await cache.use(envelope.seed, cacheKey, ctx.signal, (s) => s.open(envelope));
+      if (cached !== undefined) return decrypted(key, cached.open(envelope));
+      const out = await cache.use(envelope.seed, cacheKey, ctx.signal, (s) => s.open(envelope));
+      return decrypted(key, out);
     } catch (error) {
       throw toKmsError(error, "decrypt");
     }
   }
 
-  return { start, close, status, encrypt, decrypt };
+  return {
+    start: () => keeper.start(),
+    poll: () => keeper.poll(),
+    close: () => {
+      keeper.close();
+      statusSeed = undefined;
+      currentStatus = undefined;
+    },
+    status,
+    encrypt,
+    decrypt,
+  };
 }

@@ -1,6 +1,7 @@
 /**
- * A KeyWrapper for tests: real RSA-OAEP-256 with local key pairs (node:crypto), call counters,
- * optional latency, injectable failures and a gate to hold unwraps in flight.
+ * A KeyWrapper for tests: one Key Vault key with versions and attributes, real RSA-OAEP-256 with
+ * local key pairs (node:crypto), call counters, optional latency, injectable failures and a gate
+ * to hold unwraps in flight.
  */
 import {
   constants,
@@ -13,7 +14,9 @@ import {
 import { KmsError } from "../../src/kms/errors.js";
 import type {
   KeyReference,
+  KeyState,
   KeyWrapper,
+  RevocationReason,
   UnwrapOptions,
   WrappedSeed,
 } from "../../src/kms/key-wrapper.js";
@@ -26,24 +29,44 @@ export interface FakeKeyPair {
 export interface FakeKeyWrapperOptions {
   readonly vaultHost?: string;
   readonly keyName?: string;
-  /** Default: 32 random lowercase hex characters, like Key Vault. */
+  /** The first version (default: 32 random lowercase hex characters, like Key Vault). */
   readonly keyVersion?: string;
   /** RSA modulus of generated keys (default 2048). */
   readonly modulusLength?: number;
   /** Use this key pair for the first version instead of generating one. */
   readonly keyPair?: FakeKeyPair;
-  /** Delay before every wrap/unwrap answers (default 0). */
+  /** Delay before every refresh/wrap/unwrap answers (default 0). */
   readonly latencyMs?: number;
+  /** `--key-version` set: current is the first version while usable, never a newer one. */
+  readonly pinned?: boolean;
 }
 
 export interface FakeCallCounts {
   wrap: number;
   unwrap: number;
+  refresh: number;
 }
 
 interface FailureRule {
   remaining: number;
   readonly error: KmsError;
+}
+
+interface FakeVersion {
+  readonly ref: KeyReference;
+  readonly pair: FakeKeyPair;
+  enabled: boolean;
+  expired: boolean;
+  deleted: boolean;
+}
+
+/** The Key Vault side, shared by every fake made with withSameKeys (a plugin "restart"). */
+export interface FakeVault {
+  readonly vaultHost: string;
+  readonly keyName: string;
+  readonly modulusLength: number;
+  /** Oldest first. */
+  readonly versions: FakeVersion[];
 }
 
 const keyPairs = new Map<number, FakeKeyPair>();
@@ -58,66 +81,132 @@ export function sharedKeyPair(modulusLength = 2048): FakeKeyPair {
   return pair;
 }
 
-function refKey(ref: KeyReference): string {
-  return `${ref.vaultHost}/${ref.keyName}/${ref.keyVersion}`;
-}
-
 function randomVersion(): string {
   return randomBytes(16).toString("hex");
 }
 
+function reasonOf(v: FakeVersion): RevocationReason | undefined {
+  if (v.deleted) return "deleted";
+  if (!v.enabled) return "disabled";
+  return undefined;
+}
+
+/** Usable for new seeds: not revoked, and (like Key Vault's exp) not expired. */
+function usable(v: FakeVersion): boolean {
+  return reasonOf(v) === undefined && !v.expired;
+}
+
 export class FakeKeyWrapper implements KeyWrapper {
   /** Calls made so far, successful or not. */
-  readonly calls: FakeCallCounts = { wrap: 0, unwrap: 0 };
+  readonly calls: FakeCallCounts = { wrap: 0, unwrap: 0, refresh: 0 };
   /** Every buffer unwrap returned, in order: tests watch them get zeroed. */
   readonly unwrapped: Uint8Array[] = [];
+  /** Every seed wrap was given (the very buffers a Seed adopts), in order: also watched. */
+  readonly wrappedSeeds: Uint8Array[] = [];
   latencyMs: number;
 
-  readonly #modulusLength: number;
-  readonly #keys: Map<string, FakeKeyPair>;
-  #current: KeyReference;
+  readonly #vault: FakeVault;
+  /** The pinned version, if any. */
+  readonly #pinned: string | undefined;
   readonly #unwrapFailures: FailureRule[] = [];
   readonly #wrapFailures: FailureRule[] = [];
+  readonly #refreshFailures: FailureRule[] = [];
   #gate: Promise<void> | undefined;
 
-  constructor(options: FakeKeyWrapperOptions = {}, keys?: Map<string, FakeKeyPair>) {
-    this.#modulusLength = options.modulusLength ?? 2048;
+  constructor(options: FakeKeyWrapperOptions = {}, vault?: FakeVault) {
     this.latencyMs = options.latencyMs ?? 0;
-    this.#current = Object.freeze({
-      vaultHost: options.vaultHost ?? "fake-vault.vault.azure.net",
-      keyName: options.keyName ?? "kms-key",
-      keyVersion: options.keyVersion ?? randomVersion(),
-    });
-    this.#keys = keys ?? new Map<string, FakeKeyPair>();
-    if (!this.#keys.has(refKey(this.#current))) {
-      this.#keys.set(
-        refKey(this.#current),
-        options.keyPair ?? generateKeyPairSync("rsa", { modulusLength: this.#modulusLength }),
-      );
+    if (vault === undefined) {
+      const modulusLength = options.modulusLength ?? 2048;
+      vault = {
+        vaultHost: options.vaultHost ?? "fake-vault.vault.azure.net",
+        keyName: options.keyName ?? "kms-key",
+        modulusLength,
+        versions: [],
+      };
+      vault.versions.push({
+        ref: Object.freeze({
+          vaultHost: vault.vaultHost,
+          keyName: vault.keyName,
+          keyVersion: options.keyVersion ?? randomVersion(),
+        }),
+        pair: options.keyPair ?? generateKeyPairSync("rsa", { modulusLength }),
+        enabled: true,
+        expired: false,
+        deleted: false,
+      });
     }
+    this.#vault = vault;
+    const first = vault.versions[0];
+    this.#pinned =
+      options.pinned === true ? (options.keyVersion ?? first?.ref.keyVersion) : undefined;
   }
 
-  /** A fresh fake (zero counters, no rules) holding the same keys: a plugin "restart". */
-  withSameKeys(options: Pick<FakeKeyWrapperOptions, "latencyMs"> = {}): FakeKeyWrapper {
+  /** A fresh fake (zero counters, no rules) on the same Key Vault key: a plugin "restart". */
+  withSameKeys(options: Pick<FakeKeyWrapperOptions, "latencyMs" | "pinned"> = {}): FakeKeyWrapper {
     return new FakeKeyWrapper(
-      { ...this.#current, modulusLength: this.#modulusLength, latencyMs: options.latencyMs ?? 0 },
-      this.#keys,
+      {
+        latencyMs: options.latencyMs ?? 0,
+        pinned: options.pinned ?? this.#pinned !== undefined,
+        ...(this.#pinned === undefined ? {} : { keyVersion: this.#pinned }),
+      },
+      this.#vault,
     );
   }
 
+  /** What refresh() would make current now: the newest usable version, or the pinned one. */
   currentKey(): KeyReference {
-    return this.#current;
+    const ref = this.#current();
+    if (ref === undefined) throw new Error("fake: no usable key version");
+    return ref;
   }
 
-  /** Makes a new key version (new key pair) current; older versions still unwrap. */
+  /** Every version, oldest first. */
+  versions(): KeyReference[] {
+    return this.#vault.versions.map((v) => v.ref);
+  }
+
+  /** Creates a new version (new key pair), which becomes the newest; older versions still unwrap. */
   rotate(keyVersion: string = randomVersion()): KeyReference {
-    const next = Object.freeze({ ...this.#current, keyVersion });
-    this.#keys.set(
-      refKey(next),
-      generateKeyPairSync("rsa", { modulusLength: this.#modulusLength }),
-    );
-    this.#current = next;
-    return next;
+    const ref = Object.freeze({
+      vaultHost: this.#vault.vaultHost,
+      keyName: this.#vault.keyName,
+      keyVersion,
+    });
+    this.#vault.versions.push({
+      ref,
+      pair: generateKeyPairSync("rsa", { modulusLength: this.#vault.modulusLength }),
+      enabled: true,
+      expired: false,
+      deleted: false,
+    });
+    return ref;
+  }
+
+  disable(keyVersion: string): void {
+    this.#version(keyVersion).enabled = false;
+  }
+
+  enable(keyVersion: string): void {
+    this.#version(keyVersion).enabled = true;
+  }
+
+  /** Moves the version's exp into the past (or, with `false`, back into the future). */
+  expire(keyVersion: string, expired = true): void {
+    this.#version(keyVersion).expired = expired;
+  }
+
+  /** Deletes the key: every version becomes "deleted" until recoverKey(). */
+  deleteKey(): void {
+    for (const v of this.#vault.versions) v.deleted = true;
+  }
+
+  recoverKey(): void {
+    for (const v of this.#vault.versions) v.deleted = false;
+  }
+
+  /** The next `count` refreshes fail with `error` (after latency). */
+  failNextRefreshes(count: number, error: KmsError): void {
+    if (count > 0) this.#refreshFailures.push({ remaining: count, error });
   }
 
   /** The next `count` unwraps fail with `error` (after latency). */
@@ -142,22 +231,46 @@ export class FakeKeyWrapper implements KeyWrapper {
     };
   }
 
-  async wrap(seed: Uint8Array): Promise<WrappedSeed> {
+  async refresh(): Promise<KeyState> {
+    this.calls.refresh++;
+    await this.#delay(undefined);
+    this.#maybeFail(this.#refreshFailures);
+    // A snapshot: later changes to the fake must not leak into a state already handed out.
+    const reasons = new Map<string, RevocationReason>();
+    for (const v of this.#vault.versions) {
+      const reason = reasonOf(v);
+      if (reason !== undefined) reasons.set(v.ref.keyVersion, reason);
+    }
+    return Object.freeze({
+      current: this.#current(),
+      revocation: (keyVersion: string) => reasons.get(keyVersion),
+    });
+  }
+
+  async wrap(seed: Uint8Array, key: KeyReference): Promise<WrappedSeed> {
     this.calls.wrap++;
-    const key = this.#current;
+    this.wrappedSeeds.push(seed);
     await this.#delay(undefined);
     this.#maybeFail(this.#wrapFailures);
-    const pair = this.#keys.get(refKey(key));
-    if (pair === undefined) throw new KmsError("FAILED_PRECONDITION", "fake: no such key version");
+    // Local wrapping with the version's own public key, as the real wrapper does for RSA.
+    const found = this.#find(key);
+    if (found === undefined) throw new KmsError("FAILED_PRECONDITION", "fake: no such key version");
     const wrapped = publicEncrypt(
-      { key: pair.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+      { key: found.pair.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
       seed,
     );
-    return { key, algorithm: "RSA-OAEP-256", wrapped };
+    return { key: found.ref, algorithm: "RSA-OAEP-256", wrapped };
   }
 
   async unwrap(wrapped: WrappedSeed, options: UnwrapOptions = {}): Promise<Uint8Array> {
     this.calls.unwrap++;
+    // Key Vault decides when the request arrives (a held answer may land after a revocation), and
+    // refuses unwrapKey on a disabled or deleted version; an expired one still unwraps.
+    const found = this.#find(wrapped.key);
+    const refusal =
+      found !== undefined && (found.deleted || !found.enabled)
+        ? new KmsError("FAILED_PRECONDITION", `fake: key version is ${reasonOf(found) ?? "?"}`)
+        : undefined;
     const gate = this.#gate;
     if (gate !== undefined) await gate;
     await this.#delay(options.signal);
@@ -165,14 +278,18 @@ export class FakeKeyWrapper implements KeyWrapper {
     if (wrapped.algorithm !== "RSA-OAEP-256") {
       throw new KmsError("INVALID_ARGUMENT", `fake: unsupported algorithm ${wrapped.algorithm}`);
     }
-    const pair = this.#keys.get(refKey(wrapped.key));
-    if (pair === undefined) {
+    if (found === undefined) {
       throw new KmsError("FAILED_PRECONDITION", "fake: key version not found");
     }
+    if (refusal !== undefined) throw refusal;
     let plain: Buffer;
     try {
       plain = privateDecrypt(
-        { key: pair.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+        {
+          key: found.pair.privateKey,
+          padding: constants.RSA_PKCS1_OAEP_PADDING,
+          oaepHash: "sha256",
+        },
         wrapped.wrapped,
       );
     } catch (error) {
@@ -180,6 +297,31 @@ export class FakeKeyWrapper implements KeyWrapper {
     }
     this.unwrapped.push(plain);
     return plain;
+  }
+
+  #current(): KeyReference | undefined {
+    if (this.#pinned !== undefined) {
+      const pinned = this.#vault.versions.find((v) => v.ref.keyVersion === this.#pinned);
+      return pinned === undefined || !usable(pinned) ? undefined : pinned.ref;
+    }
+    for (let i = this.#vault.versions.length - 1; i >= 0; i--) {
+      const v = this.#vault.versions[i]!;
+      if (usable(v)) return v.ref;
+    }
+    return undefined;
+  }
+
+  #find(key: KeyReference): FakeVersion | undefined {
+    if (key.vaultHost !== this.#vault.vaultHost || key.keyName !== this.#vault.keyName) {
+      return undefined;
+    }
+    return this.#vault.versions.find((v) => v.ref.keyVersion === key.keyVersion);
+  }
+
+  #version(keyVersion: string): FakeVersion {
+    const found = this.#vault.versions.find((v) => v.ref.keyVersion === keyVersion);
+    if (found === undefined) throw new Error(`fake: no version ${keyVersion}`);
+    return found;
   }
 
   #maybeFail(rules: FailureRule[]): void {

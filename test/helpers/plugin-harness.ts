@@ -25,6 +25,8 @@ export interface PluginHarness {
   plugin: RunningPlugin;
   /** Stops the plugin and starts a fresh one (empty seed cache) on the same socket and key. */
   restart(): Promise<void>;
+  /** Like restart, with other extra serve flags (e.g. a pinned --key-version). */
+  restartWith(args: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -42,13 +44,13 @@ export async function startPluginHarness(options: HarnessOptions = {}): Promise<
   });
   const contract = contractLine(emu, key.name);
   const listenAddr = `unix://${join(dir, "kms.sock")}`;
-  const config = await parseConfig(
-    [...contract.serveArgs, "--listen-addr", listenAddr, ...(options.args ?? [])],
-    { ...contract.serveEnv },
-  );
+  const configFor = (args: readonly string[]) =>
+    parseConfig([...contract.serveArgs, "--listen-addr", listenAddr, ...args], {
+      ...contract.serveEnv,
+    });
   options.beforeStart?.(emu);
-  const start = async (waitReady = true) => {
-    const plugin = await startPlugin(config, silentLogger());
+  const start = async (waitReady = true, args = options.args ?? []) => {
+    const plugin = await startPlugin(await configFor(args), silentLogger());
     if (waitReady) await plugin.ready;
     return plugin;
   };
@@ -61,6 +63,10 @@ export async function startPluginHarness(options: HarnessOptions = {}): Promise<
     async restart() {
       await harness.plugin.stop();
       harness.plugin = await start();
+    },
+    async restartWith(args) {
+      await harness.plugin.stop();
+      harness.plugin = await start(true, args);
     },
     async close() {
       await harness.plugin.stop();

@@ -1,6 +1,8 @@
 /** Shared set-up for the kms unit tests. */
 import { KeyAllowlist } from "../../../src/kms/allowlist.js";
 import { KmsError, type KmsErrorCode } from "../../../src/kms/errors.js";
+import type { KeyReference } from "../../../src/kms/key-wrapper.js";
+import type { KmsObserver } from "../../../src/kms/observer.js";
 import { createKmsService, type KmsServiceOptions } from "../../../src/kms/service.js";
 import type { CallContext, KmsApi } from "../../../src/kms/service-types.js";
 import type { FakeKeyWrapper } from "../../helpers/fake-key-wrapper.js";
@@ -15,9 +17,11 @@ export function serviceFor(
   fake: FakeKeyWrapper,
   options: Partial<Omit<KmsServiceOptions, "wrapper">> = {},
 ): ReturnType<typeof createKmsService> {
+  // Tests drive polls by hand (poll()) unless they ask for the timer.
   return createKmsService({
     wrapper: fake,
-    allowlist: options.allowlist ?? new KeyAllowlist(fake.currentKey()),
+    allowlist: options.allowlist ?? new KeyAllowlist(fake.versions()[0]!),
+    pollIntervalMs: 0,
     ...options,
   });
 }
@@ -55,4 +59,29 @@ export function isZero(bytes: Uint8Array): boolean {
 /** Lets timers, immediates and microtasks run. */
 export function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `condition` every few ms until it holds; fails after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await tick(5);
+  }
+}
+
+/** An observer that records every event as a short string, in order. */
+export function recordingObserver(): { observer: KmsObserver; events: string[] } {
+  const events: string[] = [];
+  const v = (key: KeyReference | undefined): string => key?.keyVersion.slice(0, 6) ?? "-";
+  const observer: KmsObserver = {
+    onDecrypt: (key) => events.push(`decrypt ${v(key)}`),
+    onCurrentKey: (key, keyId) => events.push(`current ${v(key)} ${keyId === "" ? "-" : "id"}`),
+    onPromote: (from, to) => events.push(`promote ${v(from)}>${v(to)}`),
+    onRevoke: (version, reason) => events.push(`revoke ${version.slice(0, 6)} ${reason}`),
+    onRestore: (version) => events.push(`restore ${version.slice(0, 6)}`),
+    onSeedCreated: (key, cause) => events.push(`seed ${v(key)} ${cause}`),
+    onRefreshFailed: (error) => events.push(`failed ${error.code}`),
+  };
+  return { observer, events };
 }

@@ -107,8 +107,8 @@ describe("SeedCache", () => {
     const returned = randomBytes(16);
     const fake = writerKeys.withSameKeys();
     const short: KeyWrapper = {
-      currentKey: () => fake.currentKey(),
-      wrap: (seed) => fake.wrap(seed),
+      refresh: () => fake.refresh(),
+      wrap: (seed, key) => fake.wrap(seed, key),
       unwrap: () => Promise.resolve(returned),
     };
     const cache = new SeedCache({ wrapper: short });
@@ -127,6 +127,42 @@ describe("SeedCache", () => {
     aborted.abort();
     await expectCode(() => open(cache, s, aborted.signal), "CANCELLED");
     expect(fake.calls.unwrap).toBe(0);
+  });
+
+  it("deletes and zeroes the seeds a predicate selects, leaving the others", async () => {
+    const fake = writerKeys.withSameKeys();
+    const cache = new SeedCache({ wrapper: fake });
+    const all = [await sealed(), await sealed(), await sealed()];
+    for (const s of all) await open(cache, s);
+    const doomed = all[1]!.envelope.seedCacheKey;
+    expect(cache.seeds()).toHaveLength(3);
+    expect(cache.deleteWhere((seed) => seed.cacheKey === doomed)).toBe(1);
+    expect(fake.unwrapped.map(isZero)).toEqual([false, true, false]);
+    expect(cache.size).toBe(2);
+    expect(cache.get(doomed)).toBeUndefined();
+    expect(await open(cache, all[1]!)).toEqual(all[1]!.plaintext); // unwrapped again
+    expect(fake.calls.unwrap).toBe(4);
+  });
+
+  it("refuses an unwrap that lands after its key was refused, zeroing it, without caching", async () => {
+    const fake = writerKeys.withSameKeys();
+    let refused = false;
+    const cache = new SeedCache({
+      wrapper: fake,
+      refusal: (key) =>
+        refused ? new KmsError("FAILED_PRECONDITION", `${key.keyVersion} revoked`) : undefined,
+    });
+    const s = await sealed();
+    const release = fake.holdUnwraps();
+    const pending = Promise.all([open(cache, s), open(cache, s)]);
+    refused = true;
+    release();
+    const error = await expectCode(() => pending, "FAILED_PRECONDITION");
+    expect(error.message).toContain("revoked");
+    expect(isZero(fake.unwrapped[0]!)).toBe(true);
+    expect(cache.size).toBe(0);
+    refused = false;
+    expect(await open(cache, s)).toEqual(s.plaintext);
   });
 
   it("refuses nonsense sizes", () => {

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { abortError, cancelledReason, deadlineExceededReason } from "../../../src/kms/abort.js";
 import { parseEnvelope } from "../../../src/kms/envelope.js";
 import { KmsError } from "../../../src/kms/errors.js";
-import type { WrappedSeed } from "../../../src/kms/key-wrapper.js";
+import type { KeyWrapper, WrappedSeed } from "../../../src/kms/key-wrapper.js";
 import { fillRandom } from "../../../src/kms/random-pool.js";
 import { createSeed, deriveKey, KDF_INFO, Seed } from "../../../src/kms/seed.js";
 import { FakeKeyWrapper, sharedKeyPair } from "../../helpers/fake-key-wrapper.js";
@@ -75,19 +75,38 @@ describe("Seed", () => {
     expect(isZero(bytes)).toBe(true);
   });
 
-  it("is created by wrapping 32 random bytes under the wrapper's current key", async () => {
+  it("is created by wrapping 32 random bytes under the key it is given", async () => {
     const fake = new FakeKeyWrapper({ keyPair: sharedKeyPair() });
-    const seed = await createSeed(fake);
-    expect(seed.wrapped.key).toEqual(fake.currentKey());
-    expect(fake.calls.wrap).toBe(1);
+    const first = fake.currentKey();
+    const second = fake.rotate();
+    const seed = await createSeed(fake, first);
+    expect(seed.wrapped.key).toEqual(first);
+    expect((await createSeed(fake, second)).wrapped.key).toEqual(second);
+    expect(fake.calls.wrap).toBe(2);
     fake.failNextWraps(1, new KmsError("UNAVAILABLE", "down"));
-    await expectCode(() => createSeed(fake), "UNAVAILABLE");
+    await expectCode(() => createSeed(fake, first), "UNAVAILABLE");
   });
 
   it("refuses a wrapper result that cannot go into an envelope", async () => {
     const fake = new FakeKeyWrapper({ keyPair: sharedKeyPair(), keyName: "bad_name" });
-    const error = await expectCode(() => createSeed(fake), "FAILED_PRECONDITION");
+    const error = await expectCode(
+      () => createSeed(fake, fake.currentKey()),
+      "FAILED_PRECONDITION",
+    );
     expect(error.message).toContain("key name");
+  });
+
+  it("refuses a wrapper result under another key than the one asked for", async () => {
+    const fake = new FakeKeyWrapper({ keyPair: sharedKeyPair() });
+    const asked = fake.currentKey();
+    const other = fake.rotate();
+    const wrong: KeyWrapper = {
+      refresh: () => fake.refresh(),
+      wrap: (seed) => fake.wrap(seed, other),
+      unwrap: (wrapped) => fake.unwrap(wrapped),
+    };
+    const error = await expectCode(() => createSeed(wrong, asked), "INTERNAL");
+    expect(error.message).toContain(other.keyVersion);
   });
 });
 

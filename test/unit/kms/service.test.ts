@@ -31,7 +31,7 @@ describe("Status", () => {
       healthz: "ok",
       keyId: keyIdOf(fake.currentKey()),
     });
-    expect(fake.calls).toEqual({ wrap: 1, unwrap: 0 });
+    expect(fake.calls).toEqual({ wrap: 1, unwrap: 0, refresh: 1 });
   });
 
   it("reports the configured version string", async () => {
@@ -56,7 +56,7 @@ describe("Status", () => {
     const fake = fakeWrapper();
     const service = await startedServiceFor(fake);
     for (let i = 0; i < 10; i++) service.status();
-    expect(fake.calls).toEqual({ wrap: 1, unwrap: 0 });
+    expect(fake.calls).toEqual({ wrap: 1, unwrap: 0, refresh: 1 });
   });
 });
 
@@ -83,7 +83,7 @@ describe("Encrypt", () => {
     );
     expect(Buffer.from(out)).toEqual(plaintext);
     expect(out).not.toBe(plaintext);
-    expect(fake.calls).toEqual({ wrap: 1, unwrap: 0 }); // the current seed needs no unwrap
+    expect(fake.calls).toEqual({ wrap: 1, unwrap: 0, refresh: 1 }); // the current seed needs no unwrap
   });
 
   it("never makes the same ciphertext twice", async () => {
@@ -362,10 +362,12 @@ describe("Decrypt of older seeds", () => {
 
   it("keeps a replaced current seed readable without an unwrap", async () => {
     const fake = fakeWrapper();
-    const service = await startedServiceFor(fake);
+    let clock = 0;
+    const service = await startedServiceFor(fake, { seedMaxAgeMs: 1000, now: () => clock });
     const plaintext = randomBytes(32);
     const first = service.encrypt(plaintext, ctx());
-    await service.start(); // a new current seed; the old one moves into the cache
+    clock = 1000;
+    await service.poll(); // the seed is due: a new current seed; the old one moves into the cache
     const second = service.encrypt(plaintext, ctx());
     expect(Buffer.from(second.ciphertext.subarray(0, 300))).not.toEqual(
       Buffer.from(first.ciphertext.subarray(0, 300)),
@@ -375,7 +377,8 @@ describe("Decrypt of older seeds", () => {
       ctx(),
     );
     expect(Buffer.from(out)).toEqual(plaintext);
-    expect(fake.calls).toEqual({ wrap: 2, unwrap: 0 });
+    expect(fake.calls).toEqual({ wrap: 2, unwrap: 0, refresh: 2 });
+    service.close();
   });
 
   it("does not cache an unwrap failure; concurrent callers share the one failure", async () => {
@@ -411,8 +414,8 @@ describe("Decrypt of older seeds", () => {
     const { ciphertexts, keyId } = await sealedBy(fake, 1);
     const restarted = fake.withSameKeys();
     const broken: KeyWrapper = {
-      currentKey: () => restarted.currentKey(),
-      wrap: (seed) => restarted.wrap(seed),
+      refresh: () => restarted.refresh(),
+      wrap: (seed, key) => restarted.wrap(seed, key),
       unwrap: () => Promise.reject(new TypeError("secret-looking raw text")),
     };
     const service = createKmsService({
@@ -484,8 +487,8 @@ describe("Decrypt of older seeds", () => {
     const restarted = fake.withSameKeys();
     // A wrapper that ignores the abort signal and answers late.
     const deaf: KeyWrapper = {
-      currentKey: () => restarted.currentKey(),
-      wrap: (seed) => restarted.wrap(seed),
+      refresh: () => restarted.refresh(),
+      wrap: (seed, key) => restarted.wrap(seed, key),
       unwrap: (wrapped) => restarted.unwrap(wrapped),
     };
     const service = createKmsService({

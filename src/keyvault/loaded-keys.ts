@@ -1,0 +1,103 @@
+/** Key versions read in full from Key Vault: what wrapping under them needs, kept by version. */
+import { createPublicKey, type KeyObject } from "node:crypto";
+import type { TokenCredential } from "@azure/identity";
+import {
+  CryptographyClient,
+  type CryptographyClientOptions,
+  type KeyVaultKey,
+} from "@azure/keyvault-keys";
+import { KmsError } from "../kms/errors.js";
+import type { KeyReference, WrapAlgorithm } from "../kms/key-wrapper.js";
+
+export interface LoadedKey {
+  readonly ref: KeyReference;
+  readonly algorithm: WrapAlgorithm;
+  /** RSA keys wrap locally with the public key: no Key Vault call per new seed. */
+  readonly publicKey?: KeyObject;
+  /** Built from the fetched key (a versioned kid), so it never makes a GET of its own. */
+  readonly client: CryptographyClient;
+}
+
+function b64url(bytes: Uint8Array | undefined): string {
+  return Buffer.from(bytes ?? new Uint8Array()).toString("base64url");
+}
+
+/** Reads `https://host/keys/name/version` as Key Vault writes it in a kid. */
+export function refFromKid(kid: string | undefined, vaultHost: string): KeyReference {
+  const m = kid === undefined ? null : /^https:\/\/[^/]+\/keys\/([^/]+)\/([^/]+)$/.exec(kid);
+  if (m === null) throw new KmsError("INTERNAL", "Key Vault returned a key without a versioned id");
+  return { vaultHost, keyName: m[1] ?? "", keyVersion: m[2] ?? "" };
+}
+
+function algorithmFor(key: KeyVaultKey, label: string): WrapAlgorithm {
+  const kty = key.keyType ?? "unknown";
+  if (kty === "RSA" || kty === "RSA-HSM") return "RSA-OAEP-256";
+  if (kty === "oct-HSM") return "A256KW";
+  throw new KmsError(
+    "FAILED_PRECONDITION",
+    `key ${label} has type ${kty}; use an RSA, RSA-HSM or oct-HSM key`,
+  );
+}
+
+/**
+ * Checks that a fetched version can wrap and unwrap seeds. A version that cannot is a
+ * configuration problem: refuse it loudly rather than wrap seeds nobody could unwrap.
+ */
+export function loadKey(
+  key: KeyVaultKey,
+  vaultHost: string,
+  credential: TokenCredential,
+  clientOptions: CryptographyClientOptions,
+): LoadedKey {
+  const ref = refFromKid(key.id, vaultHost);
+  const label = `${ref.keyName}/${ref.keyVersion}`;
+  const ops = key.keyOperations ?? [];
+  if (!ops.includes("wrapKey") || !ops.includes("unwrapKey")) {
+    throw new KmsError(
+      "FAILED_PRECONDITION",
+      `key ${label} does not permit wrapKey and unwrapKey (key_ops: ${ops.join(",") || "none"}); fix the key or disable this version`,
+    );
+  }
+  const algorithm = algorithmFor(key, label);
+  const client = new CryptographyClient(key, credential, clientOptions);
+  if (algorithm !== "RSA-OAEP-256") return { ref, algorithm, client };
+  const publicKey = createPublicKey({
+    key: { kty: "RSA", n: b64url(key.key?.n), e: b64url(key.key?.e) },
+    format: "jwk",
+  });
+  return { ref, algorithm, client, publicKey };
+}
+
+/** Loaded versions, bounded: the least recently selected goes first. */
+export class LoadedKeys {
+  // Map order is insertion order; `use` re-inserts, so the first entry is the stalest.
+  private readonly byVersion = new Map<string, LoadedKey>();
+
+  constructor(private readonly max: number) {}
+
+  get(version: string): LoadedKey | undefined {
+    return this.byVersion.get(version.toLowerCase());
+  }
+
+  /** Marks a version as in use so that eviction never takes the current one first. */
+  use(version: string): LoadedKey | undefined {
+    const key = this.get(version);
+    if (key !== undefined) {
+      const id = version.toLowerCase();
+      this.byVersion.delete(id);
+      this.byVersion.set(id, key);
+    }
+    return key;
+  }
+
+  add(key: LoadedKey): void {
+    const id = key.ref.keyVersion.toLowerCase();
+    this.byVersion.delete(id);
+    while (this.byVersion.size >= this.max) {
+      const oldest = this.byVersion.keys().next().value;
+      if (oldest === undefined) break;
+      this.byVersion.delete(oldest);
+    }
+    this.byVersion.set(id, key);
+  }
+}

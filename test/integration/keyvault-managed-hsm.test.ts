@@ -1,0 +1,74 @@
+/** The Key Vault KeyWrapper with a Managed HSM oct-HSM key: wraps go to the service (A256KW). */
+import { randomBytes } from "node:crypto";
+import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createCredential, createKeyVaultWrapper } from "../../src/keyvault/index.js";
+
+let emu: Emulator;
+beforeAll(async () => {
+  emu = await createEmulator({ flavor: "managedhsm", keys: [{ name: "aes", kty: "oct-HSM" }] });
+});
+afterAll(async () => {
+  await emu.close();
+});
+
+function wrapper() {
+  const vaultHost = new URL(emu.vaultUrl).host;
+  return createKeyVaultWrapper({
+    vaultUrl: emu.vaultUrl,
+    vaultHost,
+    keyName: "aes",
+    keyVersion: "",
+    credential: createCredential({
+      identity: {
+        kind: "client-secret",
+        tenantId: emu.tenantId,
+        clientId: emu.clientId,
+        clientSecret: emu.clientSecret,
+      },
+      authorityHost: emu.authorityHost,
+      caPem: emu.caPem,
+    }),
+    caPem: emu.caPem,
+    userAgent: "keyvault-kms-test",
+    isAllowed: (ref) => ref.vaultHost === vaultHost && ref.keyName === "aes",
+  });
+}
+
+/** Key Vault requests only: token and bearer-challenge round trips left out. */
+function keyVaultRequests(): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(emu.counters()).filter(
+      ([operation, n]) => n > 0 && !["token", "openid", "challenge"].includes(operation),
+    ),
+  );
+}
+
+it("refresh (1 list + 1 get), wrap (1 wrapkey, A256KW), unwrap (1 unwrapkey), across a rotation", async () => {
+  const w = wrapper();
+  emu.resetCounters();
+  const state = await w.refresh();
+  expect(keyVaultRequests()).toEqual({ list: 1, get: 1 });
+  const key = state.current;
+  if (key === undefined) throw new Error("expected a current key version");
+
+  const seed = randomBytes(32);
+  emu.resetCounters();
+  const wrapped = await w.wrap(seed, key);
+  expect(wrapped.algorithm).toBe("A256KW");
+  expect(wrapped.key).toEqual(key);
+  expect(wrapped.wrapped).toHaveLength(40);
+  expect(keyVaultRequests()).toEqual({ wrapkey: 1 });
+
+  emu.resetCounters();
+  expect(Buffer.from(await w.unwrap(wrapped)).equals(seed)).toBe(true);
+  expect(keyVaultRequests()).toEqual({ unwrapkey: 1 });
+
+  const { version } = await emu.rotateKey("aes");
+  emu.resetCounters();
+  const next = await w.refresh();
+  expect(next.current?.keyVersion).toBe(version);
+  expect(keyVaultRequests()).toEqual({ list: 1, get: 1 });
+  emu.resetCounters();
+  expect(Buffer.from(await w.unwrap(wrapped)).equals(seed)).toBe(true);
+  expect(keyVaultRequests()).toEqual({ unwrapkey: 1 });
+});

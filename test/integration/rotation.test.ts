@@ -1,0 +1,233 @@
+/**
+ * Key rotation end to end: the real KeyClient rotates and updates the key in the emulator, the
+ * plugin's watcher notices, and a client playing kube-apiserver talks to the plugin's socket.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
+import { parseEnvelope } from "../../src/kms/index.js";
+import { emulatorClients } from "../helpers/emulator-clients.js";
+import { eventually } from "../helpers/eventually.js";
+import { callError, createClient, type PromiseClient } from "../helpers/grpc-client.js";
+import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+
+const pollMs = 200;
+const pollArgs = ["--rotation-poll-interval", `${pollMs}ms`];
+/** One poll interval plus jitter and scheduling slack. */
+const withinOnePoll = pollMs * 1.1 + 1500;
+
+interface Sealed {
+  plaintext: Buffer;
+  ciphertext: Uint8Array;
+  keyId: string;
+}
+
+async function seal(client: PromiseClient<typeof V2>): Promise<Sealed> {
+  const plaintext = randomBytes(32);
+  const res = await client.encrypt({ plaintext, uid: randomUUID() });
+  return { plaintext, ciphertext: res.ciphertext, keyId: res.keyId };
+}
+
+async function open(client: PromiseClient<typeof V2>, s: Sealed): Promise<Buffer> {
+  const res = await client.decrypt({
+    ciphertext: s.ciphertext,
+    keyId: s.keyId,
+    annotations: {},
+    uid: randomUUID(),
+  });
+  return Buffer.from(res.plaintext);
+}
+
+function versionOf(s: Sealed): string {
+  return parseEnvelope(s.ciphertext).seed.key.keyVersion;
+}
+
+async function keyIdChangesFrom(client: PromiseClient<typeof V2>, from: string): Promise<string> {
+  return eventually(
+    async () => {
+      const { keyId } = await client.status({});
+      return keyId !== from ? keyId : undefined;
+    },
+    withinOnePoll,
+    `Status key_id to change from ${from}`,
+  );
+}
+
+describe("following the newest key version", () => {
+  let h: PluginHarness;
+  let client: PromiseClient<typeof V2>;
+  beforeAll(async () => {
+    h = await startPluginHarness({ args: pollArgs });
+    client = createClient(V2, h.socketPath);
+  });
+  afterAll(async () => {
+    client.close();
+    await h.close();
+  });
+
+  it("promotes a rotated version within one poll; Status and Encrypt never call Key Vault", async () => {
+    const { keys } = emulatorClients(h.emu);
+    const before = await seal(client);
+    h.emu.resetCounters();
+    const rotated = await keys.rotateKey("kek");
+    const newKeyId = await keyIdChangesFrom(client, before.keyId);
+    // Keep kube-apiserver's traffic going across the rotation.
+    const after = await seal(client);
+    for (let i = 0; i < 20; i++) await client.status({});
+    expect(after.keyId).toBe(newKeyId);
+    expect(versionOf(after)).toBe(rotated.properties.version);
+    expect((await open(client, before)).equals(before.plaintext)).toBe(true);
+    expect((await open(client, after)).equals(after.plaintext)).toBe(true);
+    const c = h.emu.counters();
+    // The test's own rotate and its client's sign-in aside: only the watcher's reads.
+    expect({
+      wrapkey: c["wrapkey"],
+      unwrapkey: c["unwrapkey"],
+      encrypt: c["encrypt"],
+      decrypt: c["decrypt"],
+    }).toEqual({
+      wrapkey: 0,
+      unwrapkey: 0,
+      encrypt: 0,
+      decrypt: 0,
+    });
+    expect(c["get"]).toBe(1); // the new version's public key
+    expect(c["list"]).toBeGreaterThanOrEqual(1);
+  });
+
+  it("counts decrypts per key version and exposes the current version", async () => {
+    const s = await seal(client);
+    await open(client, s);
+    const text = await h.plugin.metrics.registry.metrics();
+    expect(text).toContain(`azurekms_decrypt_key_version_total{key_version="${versionOf(s)}"}`);
+    expect(text).toMatch(
+      new RegExp(
+        `azurekms_current_key_info\\{key_version="${versionOf(s)}",key_id_hash="sha256:[0-9a-f]{64}"\\} 1`,
+      ),
+    );
+  });
+});
+
+describe("disabling and re-enabling the newest version", () => {
+  it("moves Encrypt back within one poll, stops decrypting even from cache, and restores both", async () => {
+    const h = await startPluginHarness({ args: pollArgs });
+    const client = createClient(V2, h.socketPath);
+    try {
+      const { keys } = emulatorClients(h.emu);
+      const old = await seal(client);
+      const newer = await keys.rotateKey("kek");
+      const newKeyId = await keyIdChangesFrom(client, old.keyId);
+      const underNew = await seal(client);
+      expect(underNew.keyId).toBe(newKeyId);
+
+      await keys.updateKeyProperties("kek", newer.properties.version!, { enabled: false });
+      expect(await keyIdChangesFrom(client, newKeyId)).toBe(old.keyId);
+      expect((await seal(client)).keyId).toBe(old.keyId);
+      // Its seed is still in the plugin's memory, but the version is revoked.
+      h.emu.resetCounters();
+      const err = await callError(open(client, underNew));
+      expect(err.codeName).toBe("FAILED_PRECONDITION");
+      expect(err.details).toContain(newer.properties.version);
+      expect(h.emu.counters()["unwrapkey"]).toBe(0);
+      expect((await open(client, old)).equals(old.plaintext)).toBe(true);
+
+      await keys.updateKeyProperties("kek", newer.properties.version!, { enabled: true });
+      expect(await keyIdChangesFrom(client, old.keyId)).toBe(newKeyId);
+      expect((await open(client, underNew)).equals(underNew.plaintext)).toBe(true);
+    } finally {
+      client.close();
+      await h.close();
+    }
+  });
+});
+
+describe("pinned --key-version", () => {
+  it("never changes key_id, and decrypts data under other versions", async () => {
+    const h = await startPluginHarness({ args: pollArgs });
+    const client = createClient(V2, h.socketPath);
+    try {
+      const { keys } = emulatorClients(h.emu);
+      const underFirst = await seal(client);
+      const firstVersion = versionOf(underFirst);
+      await keys.rotateKey("kek");
+      await keyIdChangesFrom(client, underFirst.keyId);
+      const underSecond = await seal(client);
+
+      await h.restartWith([...pollArgs, "--key-version", firstVersion]);
+      const pinned = createClient(V2, h.socketPath);
+      expect((await pinned.status({})).keyId).toBe(underFirst.keyId);
+      await keys.rotateKey("kek");
+      await sleep(pollMs * 5);
+      expect((await pinned.status({})).keyId).toBe(underFirst.keyId);
+      expect((await seal(pinned)).keyId).toBe(underFirst.keyId);
+      expect((await open(pinned, underSecond)).equals(underSecond.plaintext)).toBe(true);
+      pinned.close();
+    } finally {
+      client.close();
+      await h.close();
+    }
+  });
+});
+
+describe("a Key Vault outage during rotation polls", () => {
+  it("changes nothing and drops nothing; the rotation lands once Key Vault answers", async () => {
+    const h = await startPluginHarness({ args: pollArgs });
+    const client = createClient(V2, h.socketPath);
+    try {
+      const { keys } = emulatorClients(h.emu);
+      const before = await seal(client);
+      await keys.rotateKey("kek");
+      for (const kind of ["503", "429", "reset"] as const) {
+        h.emu.clearFaults();
+        h.emu.addFault({ operation: "list", kind });
+        const failuresBefore = h.emu.counters()["list"] ?? 0;
+        await eventually(
+          () => ((h.emu.counters()["list"] ?? 0) >= failuresBefore + 2 ? true : undefined),
+          5000,
+          "two failed polls",
+        );
+        const status = await client.status({});
+        expect(status).toMatchObject({ healthz: "ok", keyId: before.keyId });
+        expect((await open(client, before)).equals(before.plaintext)).toBe(true);
+        expect((await seal(client)).keyId).toBe(before.keyId);
+      }
+      h.emu.clearFaults();
+      await keyIdChangesFrom(client, before.keyId);
+      expect((await open(client, before)).equals(before.plaintext)).toBe(true);
+    } finally {
+      client.close();
+      await h.close();
+    }
+  });
+});
+
+describe("seed age", () => {
+  it("replaces the seed under the same key version: key_id unchanged, old seeds readable", async () => {
+    const h = await startPluginHarness({ args: [...pollArgs, "--seed-max-age", "1s"] });
+    const client = createClient(V2, h.socketPath);
+    try {
+      const first = await seal(client);
+      const firstSeed = Buffer.from(parseEnvelope(first.ciphertext).seed.wrapped);
+      const second = await eventually(
+        async () => {
+          const s = await seal(client);
+          return Buffer.from(parseEnvelope(s.ciphertext).seed.wrapped).equals(firstSeed)
+            ? undefined
+            : s;
+        },
+        5000,
+        "a new seed",
+      );
+      expect(second.keyId).toBe(first.keyId);
+      expect(versionOf(second)).toBe(versionOf(first));
+      h.emu.resetCounters();
+      expect((await open(client, first)).equals(first.plaintext)).toBe(true);
+      expect((await open(client, second)).equals(second.plaintext)).toBe(true);
+      expect(h.emu.counters()["unwrapkey"]).toBe(0);
+      expect(h.emu.counters()["wrapkey"]).toBe(0);
+    } finally {
+      client.close();
+      await h.close();
+    }
+  });
+});
