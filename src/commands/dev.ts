@@ -15,6 +15,12 @@ export const devFlags: readonly FlagSpec[] = [
     help: "socket to serve",
   },
   { name: "state-dir", kind: "string", default: "run/emulator", help: "emulator state (CA, keys)" },
+  {
+    name: "metrics-addr",
+    kind: "string",
+    default: "127.0.0.1:0",
+    help: "Prometheus /metrics (0: a free port)",
+  },
   { name: "v", kind: "uint", default: "2", help: "log verbosity" },
 ];
 
@@ -41,12 +47,14 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
   let listenAddr: string;
   let stateDir: string;
   let verbosity: number;
+  let metricsAddr: string;
   try {
     const flags = parseFlags(argv, devFlags);
     if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
     listenAddr = flags.values.get("listen-addr") ?? `unix://${resolve(io.cwd, "run/kms.sock")}`;
     stateDir = resolve(io.cwd, flags.get("state-dir"));
     verbosity = parseUint("v", flags.get("v"), 255);
+    metricsAddr = flags.get("metrics-addr");
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`keyvault-kms dev: ${err.message}`);
@@ -63,7 +71,15 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
   const contract = contractLine(emu, keyName);
   // The same path a real deployment takes: the emulator's serveArgs/serveEnv through parseConfig.
   const config = await parseConfig(
-    [...contract.serveArgs, "--listen-addr", listenAddr, "-v", String(verbosity)],
+    [
+      ...contract.serveArgs,
+      "--listen-addr",
+      listenAddr,
+      "--metrics-addr",
+      metricsAddr,
+      "-v",
+      String(verbosity),
+    ],
     { ...io.env, ...contract.serveEnv },
   );
   const logger = createLogger({ verbosity, fd: 2 });
@@ -89,6 +105,7 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
         `  socket:  ${listenAddr}`,
         `  vault:   ${emu.vaultUrl} (emulator; state in ${relative(io.cwd, stateDir) || "."})`,
         `  key:     ${keyName}`,
+        `  metrics: ${plugin.metricsUrl ?? "(not served: see the log)"}`,
         "",
         "In another shell:",
         `  ${cli} client status ${addr}`,

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describeConfig, type Config } from "../config/index.js";
 import { createKmsServer, prepareConnection } from "../grpc/index.js";
+import { createMetricsServer } from "../http/index.js";
 import { createCredential, createKeyVaultWrapper, describeIdentity } from "../keyvault/index.js";
 import { createKmsService, KeyAllowlist } from "../kms/index.js";
 import type { Logger } from "../log/index.js";
@@ -15,6 +16,8 @@ const initBackoff = { firstMs: 500, maxMs: 30_000 };
 export interface RunningPlugin {
   readonly socketPath: string;
   readonly metrics: KmsMetrics;
+  /** `http://host:port/metrics`, or undefined if the port could not be bound. */
+  readonly metricsUrl: string | undefined;
   /** Settles when a current seed is ready (rejects only if stopped first). */
   readonly ready: Promise<void>;
   stop(): Promise<void>;
@@ -70,6 +73,20 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
   });
   await server.listen();
   logger.info({ socket: server.socketPath }, "serving KMS v2, v2alpha1 and v1beta1");
+  const metricsServer = createMetricsServer(config.metricsAddress, metrics.registry);
+  let metricsUrl: string | undefined;
+  try {
+    const bound = await metricsServer.listen();
+    const host = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+    metricsUrl = `http://${host}:${bound.port}/metrics`;
+    logger.info({ url: metricsUrl }, "serving Prometheus metrics");
+  } catch (err) {
+    // Metrics are for operators; a busy port must not take the API server's encryption down.
+    logger.error(
+      { err, metricsAddr: config.metricsAddress },
+      "cannot serve /metrics; KMS keeps serving",
+    );
+  }
 
   const stopping = new AbortController();
   const ready = (async () => {
@@ -91,11 +108,13 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
   return {
     socketPath: server.socketPath,
     metrics,
+    metricsUrl,
     ready,
     async stop() {
       stopping.abort();
       await server.shutdown(shutdownGraceMs);
       service.close();
+      await metricsServer.close();
       logger.info({}, "stopped");
     },
   };

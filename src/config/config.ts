@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { HttpAddressError, parseHttpAddress, type HttpAddress } from "../http/index.js";
 import { readAzureJson, type AzureJson } from "./azure-json.js";
 import { cloudByName, knownCloudNames, type Cloud } from "./clouds.js";
 import {
@@ -44,6 +45,8 @@ export interface Config {
   /** A current seed older than this is replaced by a new one under the same key version. */
   readonly seedMaxAgeMs: number;
   readonly statusVersion: StatusVersion;
+  /** Where Prometheus scrapes `/metrics`. */
+  readonly metricsAddress: HttpAddress;
   readonly verbosity: number;
   readonly logFormatJson: boolean;
   readonly cloud: Cloud;
@@ -119,6 +122,12 @@ export const serveFlags: readonly FlagSpec[] = [
     kind: "string",
     default: "v2",
     help: "version string in Status: v2 (kube-apiserver 1.29+) or v2beta1 (1.27+)",
+  },
+  {
+    name: "metrics-addr",
+    kind: "string",
+    default: "8095",
+    help: "Prometheus /metrics: a port (every interface, as the Go plugin) or host:port",
   },
   { name: "v", kind: "uint", default: "0", help: "log verbosity: 0-3 info, 4-5 debug, 6+ trace" },
   {
@@ -251,6 +260,12 @@ export async function parseConfig(
   const listenAddr = get("listen-addr").trim();
   const caFile = get("ca-file");
   const verbosity = parseUint("v", get("v"), 255);
+  let metricsAddress: HttpAddress;
+  try {
+    metricsAddress = parseHttpAddress("metrics-addr", get("metrics-addr"));
+  } catch (err) {
+    throw err instanceof HttpAddressError ? new UsageError(err.message) : err;
+  }
   const logFormatJson = parseBool("log-format-json", get("log-format-json"));
 
   let azureJson: AzureJson;
@@ -303,6 +318,7 @@ export async function parseConfig(
     rotationPollIntervalMs,
     seedMaxAgeMs,
     statusVersion,
+    metricsAddress: Object.freeze(metricsAddress),
     verbosity,
     logFormatJson,
     cloud,
@@ -326,6 +342,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     rotationPollInterval: `${config.rotationPollIntervalMs}ms`,
     seedMaxAge: `${config.seedMaxAgeMs}ms`,
     statusVersion: config.statusVersion,
+    metricsAddr: `${config.metricsAddress.host ?? ""}:${config.metricsAddress.port}`,
     verbosity: config.verbosity,
     cloud: config.cloud.name,
     authorityHost: config.authorityHost,

@@ -45,9 +45,19 @@ export async function startPluginHarness(options: HarnessOptions = {}): Promise<
   const contract = contractLine(emu, key.name);
   const listenAddr = `unix://${join(dir, "kms.sock")}`;
   const configFor = (args: readonly string[]) =>
-    parseConfig([...contract.serveArgs, "--listen-addr", listenAddr, ...args], {
-      ...contract.serveEnv,
-    });
+    parseConfig(
+      [
+        ...contract.serveArgs,
+        "--listen-addr",
+        listenAddr,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        ...args,
+      ],
+      {
+        ...contract.serveEnv,
+      },
+    );
   options.beforeStart?.(emu);
   const start = async (waitReady = true, args = options.args ?? []) => {
     const plugin = await startPlugin(await configFor(args), silentLogger());

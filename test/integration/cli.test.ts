@@ -98,7 +98,10 @@ describe("emulator + serve + client, as separate processes", () => {
   it("serves, round-trips through the client, refuses a second instance, and stops cleanly", async () => {
     const socket = join(dir, "kms.sock");
     const addr = `unix://${socket}`;
-    const serve = startCli([...contract.serveArgs, "--listen-addr", addr], contract.serveEnv);
+    const serve = startCli(
+      [...contract.serveArgs, "--listen-addr", addr, "--metrics-addr", "127.0.0.1:0"],
+      contract.serveEnv,
+    );
     try {
       await serve.waitForStdout((o) => o.includes("ready: current seed wrapped"));
       expect(statSync(socket).mode & 0o777).toBe(0o600);
@@ -123,9 +126,12 @@ describe("emulator + serve + client, as separate processes", () => {
       const v1 = await runCli(["client", "status", "--api", "v1beta1", "--listen-addr", addr]);
       expect(JSON.parse(v1.stdout)).toMatchObject({ version: "v1beta1" });
 
-      const second = await runCli([...contract.serveArgs, "--listen-addr", addr], {
-        env: contract.serveEnv,
-      });
+      const second = await runCli(
+        [...contract.serveArgs, "--listen-addr", addr, "--metrics-addr", "127.0.0.1:0"],
+        {
+          env: contract.serveEnv,
+        },
+      );
       expect(second.code).toBe(1);
       expect(second.stderr).toMatch(/another process/i);
       // The first instance is untouched.
@@ -139,7 +145,10 @@ describe("emulator + serve + client, as separate processes", () => {
   it("client errors carry the gRPC status name and exit 1", async () => {
     const socket = join(dir, "kms-err.sock");
     const addr = `unix://${socket}`;
-    const serve = startCli([...contract.serveArgs, "--listen-addr", addr], contract.serveEnv);
+    const serve = startCli(
+      [...contract.serveArgs, "--listen-addr", addr, "--metrics-addr", "127.0.0.1:0"],
+      contract.serveEnv,
+    );
     try {
       await serve.waitForStdout((o) => o.includes("ready: current seed wrapped"));
       const dec = await runCli([
@@ -166,6 +175,9 @@ describe("dev mode (npm start)", () => {
     try {
       const out = await dev.waitForStdout((o) => o.includes("Stop with Ctrl-C"));
       expect(out).toContain(`socket:  ${addr}`);
+      const metricsUrl = /metrics: (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(out)?.[1];
+      expect(metricsUrl).toBeDefined();
+      expect(await (await fetch(metricsUrl!)).text()).toContain("azurekms_current_key_info{");
       const enc = await runCli(["client", "encrypt", "--listen-addr", addr, "--plaintext", "hi"]);
       const dec = await runCli(["client", "decrypt", "--listen-addr", addr], { input: enc.stdout });
       expect(JSON.parse(dec.stdout)).toMatchObject({ plaintext: "hi" });

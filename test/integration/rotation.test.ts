@@ -98,7 +98,9 @@ describe("following the newest key version", () => {
   it("counts decrypts per key version and exposes the current version", async () => {
     const s = await seal(client);
     await open(client, s);
-    const text = await h.plugin.metrics.registry.metrics();
+    const res = await fetch(h.plugin.metricsUrl!);
+    expect(res.status).toBe(200);
+    const text = await res.text();
     expect(text).toContain(`azurekms_decrypt_key_version_total{key_version="${versionOf(s)}"}`);
     expect(text).toMatch(
       new RegExp(
