@@ -1,7 +1,7 @@
 /** The Key Vault KeyWrapper with a Managed HSM oct-HSM key: wraps go to the service (A256KW). */
 import { randomBytes } from "node:crypto";
 import { createEmulator, type Emulator } from "../../src/emulator/index.js";
-import { createCredential, createKeyVaultWrapper } from "../../src/keyvault/index.js";
+import { emulatorWrapper } from "../helpers/emulator-wrapper.js";
 
 let emu: Emulator;
 beforeAll(async () => {
@@ -12,26 +12,7 @@ afterAll(async () => {
 });
 
 function wrapper() {
-  const vaultHost = new URL(emu.vaultUrl).host;
-  return createKeyVaultWrapper({
-    vaultUrl: emu.vaultUrl,
-    vaultHost,
-    keyName: "aes",
-    keyVersion: "",
-    credential: createCredential({
-      identity: {
-        kind: "client-secret",
-        tenantId: emu.tenantId,
-        clientId: emu.clientId,
-        clientSecret: emu.clientSecret,
-      },
-      authorityHost: emu.authorityHost,
-      caPem: emu.caPem,
-    }),
-    caPem: emu.caPem,
-    userAgent: "keyvault-kms-test",
-    isAllowed: (ref) => ref.vaultHost === vaultHost && ref.keyName === "aes",
-  });
+  return emulatorWrapper(emu, "aes", (name) => name === "aes");
 }
 
 /** Key Vault requests only: token and bearer-challenge round trips left out. */

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { ClientSecretCredential } from "@azure/identity";
 import { createEmulator, type Emulator } from "../../src/emulator/index.js";
-import { createCredential, createKeyVaultWrapper } from "../../src/keyvault/index.js";
+import { emulatorCredential, emulatorWrapper } from "../helpers/emulator-wrapper.js";
 import type { KeyVaultWrapperOptions } from "../../src/keyvault/index.js";
 import { KmsError, type KmsErrorCode } from "../../src/kms/index.js";
 import type { KeyReference, KeyState } from "../../src/kms/key-wrapper.js";
@@ -28,27 +28,7 @@ async function newKey(keyOps?: string[]): Promise<{ name: string; version: strin
 }
 
 function wrapperFor(keyName: string, overrides: Partial<KeyVaultWrapperOptions> = {}) {
-  const vaultHost = new URL(emu.vaultUrl).host;
-  return createKeyVaultWrapper({
-    vaultUrl: emu.vaultUrl,
-    vaultHost,
-    keyName,
-    keyVersion: "",
-    credential: createCredential({
-      identity: {
-        kind: "client-secret",
-        tenantId: emu.tenantId,
-        clientId: emu.clientId,
-        clientSecret: emu.clientSecret,
-      },
-      authorityHost: emu.authorityHost,
-      caPem: emu.caPem,
-    }),
-    caPem: emu.caPem,
-    userAgent: "keyvault-kms-test",
-    isAllowed: (ref) => ref.vaultHost === vaultHost && ref.keyName.startsWith("kek-"),
-    ...overrides,
-  });
+  return emulatorWrapper(emu, keyName, (name) => name.startsWith("kek-"), overrides);
 }
 
 async function kmsCode(promise: Promise<unknown>): Promise<KmsErrorCode> {
@@ -396,15 +376,7 @@ describe("refresh failures throw and never revoke", () => {
   it("an untrusted TLS certificate (no --ca-file) → UNAVAILABLE", async () => {
     const noCa = wrapperFor(name, {
       caPem: undefined as unknown as string,
-      credential: createCredential({
-        identity: {
-          kind: "client-secret",
-          tenantId: emu.tenantId,
-          clientId: emu.clientId,
-          clientSecret: emu.clientSecret,
-        },
-        authorityHost: emu.authorityHost,
-      }),
+      credential: emulatorCredential(emu, false),
     });
     expect(await kmsCode(noCa.refresh())).toBe("UNAVAILABLE");
   });
