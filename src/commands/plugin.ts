@@ -2,7 +2,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describeConfig, type Config } from "../config/index.js";
 import { createKmsServer, prepareConnection } from "../grpc/index.js";
 import { createMetricsServer } from "../http/index.js";
-import { createCredential, createKeyVaultWrapper, describeIdentity } from "../keyvault/index.js";
+import {
+  createCredential,
+  createKeyVaultWrapper,
+  describeIdentity,
+  type KeyVaultWrapperOptions,
+} from "../keyvault/index.js";
+import type { ProxyModeSettings } from "../keyvault/proxy-mode.js";
 import { createKmsService, KeyAllowlist } from "../kms/index.js";
 import type { Logger } from "../log/index.js";
 import { createKmsMetrics, type KmsMetrics } from "../metrics/index.js";
@@ -37,13 +43,19 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     },
     "starting keyvault-kms",
   );
+  for (const warning of config.warnings) logger.warn({}, warning);
+  const proxyMode: ProxyModeSettings | undefined = config.proxyMode
+    ? { address: config.proxyAddress, port: config.proxyPort }
+    : undefined;
   const allowlist = new KeyAllowlist({ vaultHost: config.vaultHost, keyName: config.keyName });
   const credential = createCredential({
     identity: config.identity,
     authorityHost: config.authorityHost,
     ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
+    ...(proxyMode === undefined ? {} : { proxyMode }),
   });
-  const wrapper = createKeyVaultWrapper({
+  // keyVaultClientOptions reads proxyMode from the wrapper's options (ClientOptionsInput).
+  const wrapperOptions: KeyVaultWrapperOptions & { readonly proxyMode?: ProxyModeSettings } = {
     vaultUrl: config.vaultUrl,
     vaultHost: config.vaultHost,
     keyName: config.keyName,
@@ -52,7 +64,9 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     userAgent,
     isAllowed: (ref) => allowlist.allows(ref),
     ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
-  });
+    ...(proxyMode === undefined ? {} : { proxyMode }),
+  };
+  const wrapper = createKeyVaultWrapper(wrapperOptions);
   const metrics = createKmsMetrics();
   const service = createKmsService({
     wrapper,

@@ -2,16 +2,43 @@ import { readFile } from "node:fs/promises";
 
 /** The azure.json fields the plugin reads; everything else in the file is ignored. */
 export interface AzureJson {
+  /** False when no file exists at the path: identities then come from the environment. */
+  readonly found: boolean;
   readonly cloud: string;
   readonly tenantId: string;
   readonly aadClientId: string;
   readonly aadClientSecret: string;
+  readonly useManagedIdentityExtension: boolean;
+  /** Client ID of a user-assigned managed identity; empty = system-assigned. */
+  readonly userAssignedIdentityID: string;
+  readonly aadClientCertPath: string;
+  readonly aadClientCertPassword: string;
 }
 
-const fields = ["cloud", "tenantId", "aadClientId", "aadClientSecret"] as const;
+const stringFields = [
+  "cloud",
+  "tenantId",
+  "aadClientId",
+  "aadClientSecret",
+  "userAssignedIdentityID",
+  "aadClientCertPath",
+  "aadClientCertPassword",
+] as const;
 
 export class AzureJsonError extends Error {
   override name = "AzureJsonError";
+}
+
+/** The Go plugin reads a YAML bool (JSON true/false); some generators write it as a string. */
+function boolField(value: unknown, path: string, field: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value === "boolean") return value;
+  if (typeof value === "string") {
+    const text = value.trim().toLowerCase();
+    if (text === "true") return true;
+    if (text === "false" || text === "") return false;
+  }
+  throw new AzureJsonError(`${path}: "${field}" must be true or false`);
 }
 
 /** Key names match case-insensitively: the Go plugin's own docs write `aadClientID`. */
@@ -28,23 +55,46 @@ export function azureJsonFromText(text: string, path: string): AzureJson {
   const lower = new Map<string, unknown>(
     Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k.toLowerCase(), v]),
   );
-  const out: Record<string, string> = {};
-  for (const field of fields) {
+  const out: Record<string, string | boolean> = { found: true };
+  for (const field of stringFields) {
     const value: unknown = lower.get(field.toLowerCase());
-    if (value !== undefined && typeof value !== "string") {
+    if (value !== undefined && value !== null && typeof value !== "string") {
       throw new AzureJsonError(`${path}: "${field}" must be a string`);
     }
     out[field] = typeof value === "string" ? value.trim() : "";
   }
+  out["useManagedIdentityExtension"] = boolField(
+    lower.get("usemanagedidentityextension"),
+    path,
+    "useManagedIdentityExtension",
+  );
   return out as unknown as AzureJson;
 }
 
+/** No azure.json at all: every field empty, `found: false`. */
+export const absentAzureJson: AzureJson = Object.freeze({
+  found: false,
+  cloud: "",
+  tenantId: "",
+  aadClientId: "",
+  aadClientSecret: "",
+  useManagedIdentityExtension: false,
+  userAssignedIdentityID: "",
+  aadClientCertPath: "",
+  aadClientCertPassword: "",
+});
+
+/**
+ * A missing file (ENOENT only) is not an error: workload identity and environment credentials
+ * need no azure.json. Any other read failure, and invalid content, is.
+ */
 export async function readAzureJson(path: string): Promise<AzureJson> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "error";
+    if (code === "ENOENT") return absentAzureJson;
     throw new AzureJsonError(`cannot read ${path} (${code}); set --config-file-path`);
   }
   return azureJsonFromText(text, path);

@@ -1,11 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { HttpAddressError, parseHttpAddress, type HttpAddress } from "../http/index.js";
 import { readAzureJson, type AzureJson } from "./azure-json.js";
-import { cloudByName, knownCloudNames, type Cloud } from "./clouds.js";
+import { CloudError, resolveCloud, type Cloud } from "./clouds.js";
 import {
   parseBool,
   parseDuration,
   parseFlags,
+  parseIntFlag,
   parseUint,
   sanitize,
   UsageError,
@@ -14,15 +15,45 @@ import {
 
 export type StatusVersion = "v2" | "v2beta1";
 
+/** Where a service principal's credentials came from; absent = azure.json. */
+export type IdentitySource = "environment";
+
 export interface ClientSecretIdentity {
   readonly kind: "client-secret";
   readonly tenantId: string;
   readonly clientId: string;
   /** Never logged: `describeConfig` leaves it out. */
   readonly clientSecret: string;
+  readonly source?: IdentitySource;
 }
 
-export type Identity = ClientSecretIdentity;
+export interface ClientCertificateIdentity {
+  readonly kind: "client-certificate";
+  readonly tenantId: string;
+  readonly clientId: string;
+  /** PKCS#12 (.pfx/.p12) or PEM with the private key and the certificate. */
+  readonly certificatePath: string;
+  /** Never logged. Empty: a password-less PFX or an unencrypted PEM key. */
+  readonly certificatePassword: string;
+  readonly source?: IdentitySource;
+}
+
+/** Through IMDS; a clientId selects a user-assigned identity, none the system-assigned one. */
+export interface ManagedIdentity {
+  readonly kind: "managed-identity";
+  readonly clientId?: string;
+}
+
+/** A federated (Kubernetes service account) token exchanged for an Entra token. */
+export interface WorkloadIdentity {
+  readonly kind: "workload-identity";
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly tokenFilePath: string;
+}
+
+export type Identity =
+  ClientSecretIdentity | ClientCertificateIdentity | ManagedIdentity | WorkloadIdentity;
 
 export interface Config {
   readonly listenAddr: string;
@@ -49,6 +80,23 @@ export interface Config {
   readonly metricsAddress: HttpAddress;
   readonly verbosity: number;
   readonly logFormatJson: boolean;
+  /** `--healthz-*`: accepted and validated as the Go plugin's; the endpoint is served later. */
+  readonly healthzPort: number;
+  readonly healthzPath: string;
+  readonly healthzTimeoutMs: number;
+  /** Only Prometheus exists, as in the Go plugin. */
+  readonly metricsBackend: "prometheus";
+  /** Go plugin proxy mode: Key Vault and Entra ID calls go to http://proxyAddress:proxyPort. */
+  readonly proxyMode: boolean;
+  readonly proxyAddress: string;
+  readonly proxyPort: number;
+  /**
+   * The vault URL exactly as the Go plugin builds it (name as typed, trailing slash): its key_ids
+   * are SHA-256 of `${goVaultUrl}keys/<key-name>/<key-version>`.
+   */
+  readonly goVaultUrl: string;
+  /** Found while parsing (deprecated flag, retired cloud): logged as warnings at start-up. */
+  readonly warnings: readonly string[];
   readonly cloud: Cloud;
   readonly authorityHost: string;
   readonly identity: Identity;
@@ -99,6 +147,12 @@ export const serveFlags: readonly FlagSpec[] = [
     help: "path of azure.json (identity and cloud)",
   },
   {
+    name: "configFilePath",
+    kind: "string",
+    default: "/etc/kubernetes/azure.json",
+    help: "deprecated and ignored, as in the Go plugin (a warning is logged); use -config-file-path",
+  },
+  {
     name: "ca-file",
     kind: "string",
     default: "",
@@ -129,7 +183,49 @@ export const serveFlags: readonly FlagSpec[] = [
     default: "8095",
     help: "Prometheus /metrics: a port (every interface, as the Go plugin) or host:port",
   },
-  { name: "v", kind: "uint", default: "0", help: "log verbosity: 0-3 info, 4-5 debug, 6+ trace" },
+  {
+    name: "metrics-backend",
+    kind: "string",
+    default: "prometheus",
+    help: "metrics backend; prometheus is the only one (any case), as in the Go plugin",
+  },
+  {
+    name: "healthz-port",
+    kind: "uint",
+    default: "8787",
+    help: "health check port (accepted and validated; the endpoint is not served yet)",
+  },
+  {
+    name: "healthz-path",
+    kind: "string",
+    default: "/healthz",
+    help: "health check path (accepted and validated; not served yet)",
+  },
+  {
+    name: "healthz-timeout",
+    kind: "duration",
+    default: "20s",
+    help: "health check timeout (accepted and validated; not served yet)",
+  },
+  {
+    name: "proxy-mode",
+    kind: "bool",
+    default: "false",
+    help: "send Key Vault and Entra ID calls over plain HTTP to -proxy-address:-proxy-port with the x-azure-proxy-target header (the Go plugin's AKS proxy mode)",
+  },
+  {
+    name: "proxy-address",
+    kind: "string",
+    default: "",
+    help: "proxy host for -proxy-mode",
+  },
+  { name: "proxy-port", kind: "int", default: "7788", help: "proxy port for -proxy-mode" },
+  {
+    name: "v",
+    kind: "uint",
+    default: "0",
+    help: "log verbosity as the Go plugin's: 0-3 start-up, key and error events; 4 debug; 6 trace",
+  },
   {
     name: "log-format-json",
     kind: "bool",
@@ -164,7 +260,7 @@ function vaultFrom(
   url: string,
   managedHsm: boolean,
   cloud: Cloud,
-): { vaultUrl: string; vaultHost: string } {
+): { vaultUrl: string; vaultHost: string; goVaultUrl: string } {
   if (name !== "" && url !== "") {
     throw new UsageError("give either -keyvault-name or -keyvault-url, not both");
   }
@@ -186,7 +282,11 @@ function vaultFrom(
     if (parsed.username !== "" || parsed.password !== "") {
       throw new UsageError("-keyvault-url must not carry credentials");
     }
-    return { vaultUrl: parsed.origin, vaultHost: parsed.host.toLowerCase() };
+    return {
+      vaultUrl: parsed.origin,
+      vaultHost: parsed.host.toLowerCase(),
+      goVaultUrl: `${parsed.origin}/`,
+    };
   }
   if (name === "") throw new UsageError("-keyvault-name (or -keyvault-url) is required");
   if (!/^[-A-Za-z0-9]{3,24}$/.test(name)) {
@@ -194,26 +294,142 @@ function vaultFrom(
   }
   const suffix = managedHsm ? cloud.managedHsmSuffix : cloud.keyVaultSuffix;
   if (suffix === undefined) {
-    throw new UsageError(`Managed HSM is not available in ${cloud.name}`);
+    throw new UsageError(
+      `-managed-hsm: Managed HSM is not available in ${cloud.name} (no Managed HSM DNS suffix is ` +
+        `documented for it); use a Key Vault key, or give the HSM's URL with -keyvault-url`,
+    );
   }
   const host = `${name}.${suffix}`.toLowerCase();
-  return { vaultUrl: `https://${host}`, vaultHost: host };
+  // The Go plugin keeps the name as typed: `https://<name>.<suffix>/`.
+  return { vaultUrl: `https://${host}`, vaultHost: host, goVaultUrl: `https://${name}.${suffix}/` };
 }
 
-function identityFrom(az: AzureJson, path: string): Identity {
+/**
+ * azure.json, with the Go plugin's precedence: managed identity, then client secret, then client
+ * certificate. Without an azure.json (and only then): workload identity, then environment
+ * credentials.
+ */
+function identityFrom(az: AzureJson, path: string, env: NodeJS.ProcessEnv): Identity {
+  if (!az.found) return identityFromEnvironment(path, env);
+  if (az.useManagedIdentityExtension) {
+    refuseWorkloadIdentityTakeover(path, env);
+    return az.userAssignedIdentityID === ""
+      ? { kind: "managed-identity" }
+      : { kind: "managed-identity", clientId: az.userAssignedIdentityID };
+  }
+  const tenantFor = (field: string): string => {
+    if (az.tenantId === "") throw new UsageError(`${path}: "tenantId" is required with ${field}`);
+    return az.tenantId;
+  };
   if (az.aadClientId !== "" && az.aadClientSecret !== "") {
-    if (az.tenantId === "")
-      throw new UsageError(`${path}: "tenantId" is required with aadClientId`);
     return {
       kind: "client-secret",
-      tenantId: az.tenantId,
+      tenantId: tenantFor("aadClientSecret"),
       clientId: az.aadClientId,
       clientSecret: az.aadClientSecret,
     };
   }
+  if (az.aadClientId !== "" && az.aadClientCertPath !== "") {
+    return {
+      kind: "client-certificate",
+      tenantId: tenantFor("aadClientCertPath"),
+      clientId: az.aadClientId,
+      certificatePath: az.aadClientCertPath,
+      certificatePassword: az.aadClientCertPassword,
+    };
+  }
+  const missing =
+    az.aadClientId === "" && (az.aadClientSecret !== "" || az.aadClientCertPath !== "")
+      ? ' ("aadClientId" is missing)'
+      : "";
   throw new UsageError(
-    `${path}: no credentials; set tenantId, aadClientId and aadClientSecret (other identities come later)`,
+    `${path}: no credentials provided for accessing Key Vault${missing}; set useManagedIdentityExtension (+ userAssignedIdentityID), or tenantId + aadClientId + aadClientSecret, or tenantId + aadClientId + aadClientCertPath (+ aadClientCertPassword)`,
   );
+}
+
+const workloadIdentityVars = ["AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID"];
+
+function envValue(env: NodeJS.ProcessEnv, name: string): string {
+  return (env[name] ?? "").trim();
+}
+
+/**
+ * The Azure SDK's ManagedIdentityCredential silently logs in with workload identity when these
+ * three variables are set; azure.json asked for managed identity, so say so instead of guessing.
+ */
+function refuseWorkloadIdentityTakeover(path: string, env: NodeJS.ProcessEnv): void {
+  if (workloadIdentityVars.every((name) => envValue(env, name) !== "")) {
+    throw new UsageError(
+      `${path} selects managed identity (useManagedIdentityExtension), but ${workloadIdentityVars.join(", ")} are set, which would switch the Azure SDK to workload identity: unset them, or remove azure.json to use workload identity`,
+    );
+  }
+}
+
+function identityFromEnvironment(path: string, env: NodeJS.ProcessEnv): Identity {
+  const tenantId = envValue(env, "AZURE_TENANT_ID");
+  const clientId = envValue(env, "AZURE_CLIENT_ID");
+  const tokenFilePath = envValue(env, "AZURE_FEDERATED_TOKEN_FILE");
+  const clientSecret = envValue(env, "AZURE_CLIENT_SECRET");
+  const certificatePath = envValue(env, "AZURE_CLIENT_CERTIFICATE_PATH");
+  if (tenantId !== "" && clientId !== "") {
+    if (tokenFilePath !== "")
+      return { kind: "workload-identity", tenantId, clientId, tokenFilePath };
+    if (clientSecret !== "") {
+      return { kind: "client-secret", tenantId, clientId, clientSecret, source: "environment" };
+    }
+    if (certificatePath !== "") {
+      return {
+        kind: "client-certificate",
+        tenantId,
+        clientId,
+        certificatePath,
+        // A password is taken verbatim: spaces may be part of it.
+        certificatePassword: env["AZURE_CLIENT_CERTIFICATE_PASSWORD"] ?? "",
+        source: "environment",
+      };
+    }
+  }
+  const missing = ["AZURE_CLIENT_ID", "AZURE_TENANT_ID"].filter((n) => envValue(env, n) === "");
+  if (tokenFilePath === "" && clientSecret === "" && certificatePath === "") {
+    missing.push(
+      "one of AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH",
+    );
+  }
+  throw new UsageError(
+    `no azure.json at ${path} and no identity in the environment (missing: ${missing.join(", ")}); provide azure.json at --config-file-path, or set AZURE_FEDERATED_TOKEN_FILE + AZURE_CLIENT_ID + AZURE_TENANT_ID (workload identity), or AZURE_CLIENT_ID + AZURE_TENANT_ID + AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (service principal)`,
+  );
+}
+
+/** Who the plugin logs in as, for the startup log: never a secret, password or token. */
+function identitySummary(identity: Identity): Record<string, unknown> {
+  switch (identity.kind) {
+    case "managed-identity":
+      return identity.clientId === undefined
+        ? { kind: identity.kind, assignment: "system" }
+        : { kind: identity.kind, assignment: "user", clientId: identity.clientId };
+    case "workload-identity":
+      return {
+        kind: identity.kind,
+        tenantId: identity.tenantId,
+        clientId: identity.clientId,
+        tokenFile: identity.tokenFilePath,
+      };
+    case "client-certificate":
+      return {
+        kind: identity.kind,
+        source: identity.source ?? "azure.json",
+        tenantId: identity.tenantId,
+        clientId: identity.clientId,
+        certificatePath: identity.certificatePath,
+      };
+    case "client-secret":
+      return {
+        kind: identity.kind,
+        source: identity.source ?? "azure.json",
+        tenantId: identity.tenantId,
+        clientId: identity.clientId,
+      };
+  }
 }
 
 /** argv (after the subcommand) + environment → a validated, frozen Config. Throws UsageError. */
@@ -267,6 +483,28 @@ export async function parseConfig(
     throw err instanceof HttpAddressError ? new UsageError(err.message) : err;
   }
   const logFormatJson = parseBool("log-format-json", get("log-format-json"));
+  const warnings: string[] = [];
+  if (flags.values.has("configFilePath")) {
+    warnings.push(
+      `-configFilePath is deprecated and ignored (as in the Go plugin); azure.json is read from -config-file-path (${configFilePath})`,
+    );
+  }
+  const healthzPort = parseUint("healthz-port", get("healthz-port"), 65535);
+  const healthzPath = get("healthz-path");
+  if (!healthzPath.startsWith("/") || /[\s?#]/.test(healthzPath)) {
+    throw new UsageError(`invalid -healthz-path "${healthzPath}": a path such as /healthz`);
+  }
+  const healthzTimeoutMs = parseDuration("healthz-timeout", get("healthz-timeout"));
+  if (healthzTimeoutMs <= 0) throw new UsageError("-healthz-timeout must be more than 0");
+  // The Go plugin compares case-insensitively and refuses anything else at start-up.
+  const metricsBackend = get("metrics-backend");
+  if (metricsBackend.trim().toLowerCase() !== "prometheus") {
+    throw new UsageError(`unsupported -metrics-backend "${metricsBackend}": only prometheus`);
+  }
+  const proxyMode = parseBool("proxy-mode", get("proxy-mode"));
+  const proxyAddress = get("proxy-address").trim();
+  const proxyPort = parseIntFlag("proxy-port", get("proxy-port"), 1, 65535);
+  if (proxyMode) validateProxyAddress(proxyAddress);
 
   let azureJson: AzureJson;
   try {
@@ -274,13 +512,15 @@ export async function parseConfig(
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const cloud = cloudByName(azureJson.cloud);
-  if (cloud === undefined) {
-    throw new UsageError(
-      `${configFilePath}: unknown cloud "${azureJson.cloud}" (known: ${knownCloudNames.join(", ")})`,
-    );
+  let cloud: Cloud;
+  try {
+    cloud = await resolveCloud(azureJson.cloud, env);
+  } catch (err) {
+    if (err instanceof CloudError) throw new UsageError(`${configFilePath}: ${err.message}`);
+    throw err;
   }
-  const { vaultUrl, vaultHost } = vaultFrom(
+  if (cloud.deprecation !== undefined) warnings.push(`cloud ${cloud.name}: ${cloud.deprecation}`);
+  const { vaultUrl, vaultHost, goVaultUrl } = vaultFrom(
     sanitize(get("keyvault-name")),
     get("keyvault-url").trim(),
     managedHsm,
@@ -321,10 +561,31 @@ export async function parseConfig(
     metricsAddress: Object.freeze(metricsAddress),
     verbosity,
     logFormatJson,
+    healthzPort,
+    healthzPath,
+    healthzTimeoutMs,
+    metricsBackend: "prometheus",
+    proxyMode,
+    proxyAddress,
+    proxyPort,
+    goVaultUrl,
+    warnings: Object.freeze(warnings),
     cloud,
     authorityHost,
-    identity: Object.freeze(identityFrom(azureJson, configFilePath)),
+    identity: Object.freeze(identityFrom(azureJson, configFilePath, env)),
   });
+}
+
+/** `-proxy-address` is a bare host (name, IPv4 or IPv6): the Go plugin pastes it into a URL. */
+function validateProxyAddress(address: string): void {
+  if (address === "") throw new UsageError("-proxy-mode needs -proxy-address");
+  const bare = address.replace(/^\[(.*)\]$/, "$1");
+  const isIpv6 = bare.includes(":") && /^[0-9a-fA-F:.]+$/.test(bare);
+  if (!isIpv6 && !/^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/.test(bare)) {
+    throw new UsageError(
+      `invalid -proxy-address "${address}": a host name or IP address, without scheme or port`,
+    );
+  }
 }
 
 /** The effective configuration for the startup log: no secrets, no PEM bodies. */
@@ -344,13 +605,11 @@ export function describeConfig(config: Config): Record<string, unknown> {
     statusVersion: config.statusVersion,
     metricsAddr: `${config.metricsAddress.host ?? ""}:${config.metricsAddress.port}`,
     verbosity: config.verbosity,
+    healthz: `:${config.healthzPort}${config.healthzPath} (not served yet)`,
+    ...(config.proxyMode ? { proxy: `http://${config.proxyAddress}:${config.proxyPort}` } : {}),
     cloud: config.cloud.name,
     authorityHost: config.authorityHost,
-    identity: {
-      kind: config.identity.kind,
-      tenantId: config.identity.tenantId,
-      clientId: config.identity.clientId,
-    },
+    identity: identitySummary(config.identity),
   };
 }
 

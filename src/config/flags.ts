@@ -89,6 +89,17 @@ export function parseUint(name: string, raw: string, max = Number.MAX_SAFE_INTEG
   return n;
 }
 
+/** Go `int` flags (e.g. -proxy-port): an optional minus sign, then digits, within [min, max]. */
+export function parseIntFlag(name: string, raw: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(raw))
+    throw new UsageError(`invalid value "${raw}" for flag -${name}: not a whole number`);
+  const n = Number(raw);
+  if (n < min || n > max) {
+    throw new UsageError(`invalid value "${raw}" for flag -${name}: between ${min} and ${max}`);
+  }
+  return n;
+}
+
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Go-style durations such as `20s`, `1m30s`, `500ms`, `7d` (days are ours), returned in ms. */

@@ -24,7 +24,7 @@ const RENEW_BEFORE_DAYS = 30;
 let x509Module: Promise<X509> | undefined;
 
 // A devDependency: loaded only when an emulator starts, never by the plugin itself.
-async function loadX509(): Promise<X509> {
+export async function loadX509(): Promise<X509> {
   ensureReflectMetadata();
   x509Module ??= import("@peculiar/x509").then(
     (m) => {

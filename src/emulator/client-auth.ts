@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
-import type { ClientRegistration } from "./context.js";
+import type { EmulatorCore } from "./context.js";
 
 /** An OAuth error in Entra's shape. */
 export interface EntraError {
@@ -12,17 +12,22 @@ export interface EntraError {
 
 export type ClientAuthResult = { ok: true; clientId: string } | { ok: false; error: EntraError };
 
+/** What an authenticator sees of a token request. */
+export interface ClientAuthRequest {
+  readonly form: URLSearchParams;
+  readonly headers: IncomingHttpHeaders;
+  readonly core: EmulatorCore;
+  /** https://HOST/TENANT/oauth2/v2.0/token as the client addressed it (assertion audience). */
+  readonly tokenEndpoint: string;
+}
+
 /**
- * One way a confidential client proves itself at the token endpoint. Client secrets live here;
- * client assertions (certificates, workload identity) plug in as further authenticators.
+ * One way a confidential client proves itself at the token endpoint: client secrets here,
+ * client assertions (certificates, federated tokens) in client-assertion.ts.
  */
 export interface ClientAuthenticator {
   applies(form: URLSearchParams, headers: IncomingHttpHeaders): boolean;
-  authenticate(
-    form: URLSearchParams,
-    headers: IncomingHttpHeaders,
-    registration: ClientRegistration,
-  ): ClientAuthResult;
+  authenticate(request: ClientAuthRequest): ClientAuthResult;
 }
 
 export function invalidClient(): EntraError {
@@ -54,7 +59,8 @@ export const clientSecretAuthenticator: ClientAuthenticator = {
   applies(form, headers) {
     return form.has("client_secret") || /^Basic\s/i.test(headers.authorization ?? "");
   },
-  authenticate(form, headers, registration) {
+  authenticate({ form, headers, core }) {
+    const { registration } = core;
     let clientId = form.get("client_id") ?? "";
     let secret = form.get("client_secret");
     const basic = /^Basic\s+(\S+)$/i.exec(headers.authorization ?? "")?.[1];
@@ -72,4 +78,12 @@ export const clientSecretAuthenticator: ClientAuthenticator = {
   },
 };
 
-export const CLIENT_AUTHENTICATORS: readonly ClientAuthenticator[] = [clientSecretAuthenticator];
+/** An Entra refusal with its AADSTS code. */
+export function entraError(
+  code: number,
+  message: string,
+  error = "invalid_client",
+  status = 401,
+): EntraError {
+  return { status, error, description: `AADSTS${code}: ${message}`, codes: [code] };
+}

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Counters, Operation } from "./counters.js";
+import type { IdentityDirectory } from "./directory.js";
 import { applyFault, type FaultQueue, type FaultStyle } from "./faults.js";
+import type { FederatedTokens } from "./federated-tokens.js";
 import type { KeyStore } from "./key-store.js";
 import type { TokenIssuer } from "./tokens.js";
 import type { EmulatorFlavor } from "./types.js";
@@ -17,6 +19,10 @@ export interface EmulatorCore {
   readonly registration: ClientRegistration;
   readonly keys: KeyStore;
   readonly tokens: TokenIssuer;
+  /** Client certificates and managed identities. */
+  readonly directory: IdentityDirectory;
+  /** The emulated cluster's service account token issuer (workload identity). */
+  readonly federation: FederatedTokens;
   readonly counters: Counters;
   readonly faults: FaultQueue;
   /** Resolves after ms; rejects when the emulator closes. */

@@ -16,6 +16,7 @@ export const OPERATIONS = [
   "token",
   "openid",
   "challenge",
+  "imds",
 ] as const;
 
 export type Operation = (typeof OPERATIONS)[number];

@@ -1,9 +1,15 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import type { Server as HttpServer } from "node:http";
 import type { Server } from "node:https";
 import { setTimeout as delay } from "node:timers/promises";
 import { caNeedsRenewal, createCa, issueServerCertificate } from "./certificates.js";
+import { generateClientCertificate, writeClientCertificateFiles } from "./client-certificates.js";
 import type { EmulatorCore } from "./context.js";
 import { Counters } from "./counters.js";
+import { IdentityDirectory } from "./directory.js";
+import { FederatedTokens } from "./federated-tokens.js";
+import { startImdsServer } from "./imds-api.js";
 import { FaultQueue } from "./faults.js";
 import { kidOf } from "./key-bundle.js";
 import { KeyStore, type KeyVersion } from "./key-store.js";
@@ -35,6 +41,9 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
     tokenKey: saved?.tokenKey ?? randomBytes(32).toString("base64"),
     ca,
     keys: [],
+    directory:
+      saved?.directory ??
+      IdentityDirectory.initial(options.managedIdentities?.systemAssigned !== false),
   };
   const flavor = options.flavor ?? "vault";
 
@@ -46,6 +55,18 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
     if (stateDir === undefined) return;
     state.keys = keys.toJSON();
     writeState(stateDir, state);
+  }
+  const directory = new IdentityDirectory(
+    state.directory ?? IdentityDirectory.initial(true),
+    () => {
+      persist();
+    },
+  );
+  for (const certPem of options.clientCertificates ?? []) {
+    directory.addClientCertificate(state.clientId, certPem);
+  }
+  for (const clientId of options.managedIdentities?.userAssigned ?? []) {
+    directory.addUserAssigned(clientId);
   }
   persist();
 
@@ -67,6 +88,8 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
     registration: state,
     keys,
     tokens: new TokenIssuer(Buffer.from(state.tokenKey, "base64")),
+    directory,
+    federation: new FederatedTokens(Buffer.from(state.tokenKey, "base64")),
     counters: new Counters(),
     faults: new FaultQueue(),
     sleep: async (ms) => {
@@ -82,20 +105,32 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
   const tls = await issueServerCertificate(ca);
   const started = await startServer(core, tls, options.port ?? 0);
   port = started.port;
+  let imds: Awaited<ReturnType<typeof startImdsServer>>;
+  try {
+    imds = await startImdsServer(core, options.imdsPort ?? 0);
+  } catch (err) {
+    started.server.close();
+    throw err;
+  }
   const files: PublicFiles | undefined =
     stateDir === undefined ? undefined : writePublicFiles(stateDir, state);
 
-  return buildHandle(core, state, started.server, port, files, closing);
+  return buildHandle(core, state, { https: started.server, imds: imds.server }, port, imds.port, {
+    files,
+    closing,
+    stateDir,
+  });
 }
 
 function buildHandle(
   core: EmulatorCore,
   state: EmulatorState,
-  server: Server,
+  servers: { https: Server; imds: HttpServer },
   port: number,
-  files: PublicFiles | undefined,
-  closing: AbortController,
+  imdsPort: number,
+  extra: { files: PublicFiles | undefined; closing: AbortController; stateDir: string | undefined },
 ): Emulator {
+  const { files, closing, stateDir } = extra;
   const base = `https://127.0.0.1:${port}`;
   const ref = (key: KeyVersion): KeyVersionRef => ({
     kid: kidOf(`127.0.0.1:${port}`, key.name, key.version),
@@ -111,6 +146,37 @@ function buildHandle(
     clientId: state.clientId,
     clientSecret: state.clientSecret,
     caPem: state.ca.certPem,
+    imdsUrl: `http://127.0.0.1:${imdsPort}`,
+    get systemAssignedClientId() {
+      return core.directory.systemAssignedClientId;
+    },
+    addUserAssignedIdentity: (clientId = randomUUID()) => {
+      core.directory.addUserAssigned(clientId);
+      return clientId.toLowerCase();
+    },
+    registerClientCertificate: (certPem, clientId = state.clientId) => {
+      core.directory.addClientCertificate(clientId, certPem);
+    },
+    createClientCertificate: async (options = {}) => {
+      const dir = options.dir ?? stateDir;
+      if (dir === undefined) throw new Error("createClientCertificate needs a dir (no state dir)");
+      const material = await generateClientCertificate();
+      const files = writeClientCertificateFiles(
+        dir,
+        options.name ?? "client",
+        material,
+        options.password ?? "",
+      );
+      if (options.register !== false) {
+        core.directory.addClientCertificate(state.clientId, material.certPem);
+      }
+      return files;
+    },
+    issueFederatedToken: (options) => {
+      const token = core.federation.issue(options);
+      if (options.file !== undefined) writeFileSync(options.file, token, { mode: 0o600 });
+      return token;
+    },
     counters: () => core.counters.snapshot(),
     resetCounters: () => {
       core.counters.reset();
@@ -133,10 +199,15 @@ function buildHandle(
     close: () => {
       closed ??= new Promise<void>((resolve) => {
         closing.abort();
-        server.close(() => {
-          resolve();
-        });
-        server.closeAllConnections();
+        let open = 2;
+        const done = () => {
+          open -= 1;
+          if (open === 0) resolve();
+        };
+        for (const server of [servers.https, servers.imds]) {
+          server.close(done);
+          server.closeAllConnections();
+        }
       });
       return closed;
     },

@@ -1,6 +1,10 @@
 export { createEmulator } from "./emulator.js";
 export { OPERATIONS } from "./counters.js";
+export { startProxyFront, PROXY_TARGET_HEADER } from "./proxy-front.js";
+export type { ProxyFront, ProxyFrontOptions, ProxiedRequest } from "./proxy-front.js";
 export type {
+  ClientCertificateInfo,
+  ClientCertificateOptions,
   Emulator,
   EmulatorFlavor,
   EmulatorKeySpec,
@@ -8,6 +12,7 @@ export type {
   EmulatorOptions,
   FaultKind,
   FaultSpec,
+  FederatedTokenOptions,
   KeyVersionRef,
   KeyVersionUpdate,
 } from "./types.js";

@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CaMaterial } from "./certificates.js";
+import type { PersistedDirectory } from "./directory.js";
 import type { PersistedKey } from "./key-store.js";
 
 /** state.json in the state directory: everything a restart needs. Holds secrets: mode 0600. */
@@ -13,6 +14,8 @@ export interface EmulatorState {
   tokenKey: string;
   ca: CaMaterial;
   keys: PersistedKey[];
+  /** Client certificates and managed identities; absent in state from older emulators. */
+  directory?: PersistedDirectory;
 }
 
 export interface PublicFiles {

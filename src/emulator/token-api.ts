@@ -1,11 +1,22 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { CLIENT_AUTHENTICATORS, invalidClient, type EntraError } from "./client-auth.js";
+import { clientAssertionAuthenticator } from "./client-assertion.js";
+import {
+  clientSecretAuthenticator,
+  invalidClient,
+  type ClientAuthenticator,
+  type EntraError,
+} from "./client-auth.js";
 import { enterOperation, type EmulatorCore, type RequestContext } from "./context.js";
 import { readBody, sendJson } from "./http-io.js";
 import { TOKEN_LIFETIME_SECONDS } from "./tokens.js";
 
 const TENANT = /^[A-Za-z0-9._-]{1,128}$/;
+
+const CLIENT_AUTHENTICATORS: readonly ClientAuthenticator[] = [
+  clientAssertionAuthenticator,
+  clientSecretAuthenticator,
+];
 
 /**
  * Entra ID's endpoints for MSAL confidential clients, under the authority
@@ -87,7 +98,12 @@ async function issueToken(core: EmulatorCore, ctx: RequestContext, tenant: strin
     });
     return;
   }
-  const auth = authenticator.authenticate(form, ctx.req.headers, core.registration);
+  const auth = authenticator.authenticate({
+    form,
+    headers: ctx.req.headers,
+    core,
+    tokenEndpoint: `https://${ctx.host}/${tenant}/oauth2/v2.0/token`,
+  });
   if (!auth.ok) {
     sendEntraError(ctx.res, auth.error);
     return;

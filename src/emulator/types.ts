@@ -24,6 +24,48 @@ export interface EmulatorOptions {
   clientSecret?: string;
   /** Created at start unless a key of that name already exists. */
   keys?: EmulatorKeySpec[];
+  /** PEM certificates registered on the emulator's app, for certificate client assertions. */
+  clientCertificates?: string[];
+  /** Plain-HTTP IMDS port on 127.0.0.1; 0 or absent: a random free port. */
+  imdsPort?: number;
+  /**
+   * Managed identities IMDS serves. Default: a system-assigned identity, no user-assigned ones.
+   * Client IDs of user-assigned identities are registered (and created) as given.
+   */
+  managedIdentities?: { systemAssigned?: boolean; userAssigned?: string[] };
+}
+
+export interface FederatedTokenOptions {
+  /** e.g. system:serviceaccount:kube-system:keyvault-kms */
+  subject: string;
+  /** Default api://AzureADTokenExchange; any other is refused at the token endpoint. */
+  audience?: string;
+  /** Default 3600; zero or negative gives an expired token. */
+  lifetimeSeconds?: number;
+  /** Also write the token to this file (as the kubelet projects it). */
+  file?: string;
+}
+
+export interface ClientCertificateOptions {
+  /** File names NAME.pem and NAME.pfx; default "client". */
+  name?: string;
+  /** PFX password; "" (the default) makes a password-less PFX. */
+  password?: string;
+  /** Default: the state dir (required when the emulator has none). */
+  dir?: string;
+  /** Register it on the emulator's app (default true); false makes an "unknown" certificate. */
+  register?: boolean;
+}
+
+export interface ClientCertificateInfo {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly x5tS256: string;
+  /** Private key then certificate, unencrypted. */
+  readonly pemFile: string;
+  /** PKCS#12, protected by `password` ("" = none). */
+  readonly pfxFile: string;
+  readonly password: string;
 }
 
 export type FaultKind = "latency" | "429" | "500" | "503" | "reset";
@@ -64,6 +106,18 @@ export interface Emulator {
   readonly caPem: string;
   readonly caFile?: string;
   readonly azureJsonFile?: string;
+  /** Base URL of the plain-HTTP IMDS (set AZURE_POD_IDENTITY_AUTHORITY_HOST to it). */
+  readonly imdsUrl: string;
+  /** Client ID of the system-assigned managed identity, if there is one. */
+  readonly systemAssignedClientId: string | undefined;
+  /** Registers a user-assigned managed identity; returns its client ID (random when absent). */
+  addUserAssignedIdentity(clientId?: string): string;
+  /** Registers a PEM certificate on an app (default: the emulator's client ID). */
+  registerClientCertificate(certPem: string, clientId?: string): void;
+  /** Generates an RSA key and a self-signed certificate, writes PEM and PKCS#12, registers it. */
+  createClientCertificate(options?: ClientCertificateOptions): Promise<ClientCertificateInfo>;
+  /** A service account token the token endpoint accepts as a federated client assertion. */
+  issueFederatedToken(options: FederatedTokenOptions): string;
   counters(): Record<string, number>;
   resetCounters(): void;
   addFault(fault: FaultSpec): void;

@@ -1,10 +1,18 @@
 import { rootCertificates } from "node:tls";
+import {
+  authorityProxyPolicy,
+  keyVaultProxyPolicy,
+  type AdditionalPolicyConfig,
+  type ProxyModeSettings,
+} from "./proxy-mode.js";
 
 export interface ClientOptionsInput {
   readonly vaultHost: string;
   /** Extra PEM CA bundle (e.g. a TLS-inspecting proxy, or the emulator's CA). */
   readonly caPem?: string;
   readonly userAgent: string;
+  /** The Go plugin's `--proxy-mode`: absent = direct (HTTPS_PROXY / NO_PROXY still apply). */
+  readonly proxyMode?: ProxyModeSettings;
 }
 
 /** Loopback hosts: an explicitly configured local endpoint, never a real vault. */
@@ -25,7 +33,20 @@ export function keyVaultClientOptions(input: ClientOptionsInput) {
     // Deadlines are kube-apiserver's (3 s by default); the SDK's 1 s..64 s backoff would outlive them.
     retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
     userAgentOptions: { userAgentPrefix: input.userAgent },
+    ...(input.proxyMode === undefined
+      ? {}
+      : { additionalPolicies: [keyVaultProxyPolicy(input.proxyMode, input.vaultHost)] }),
   };
+}
+
+/** Credential options for proxy mode: token requests to the authority go through the proxy. */
+export function credentialProxyOptions(
+  proxyMode: ProxyModeSettings | undefined,
+  authorityHost: string,
+): { additionalPolicies?: AdditionalPolicyConfig[] } {
+  return proxyMode === undefined
+    ? {}
+    : { additionalPolicies: [authorityProxyPolicy(proxyMode, authorityHost)] };
 }
 
 export function tlsOptions(caPem: string | undefined): { tlsOptions?: { ca: string[] } } {

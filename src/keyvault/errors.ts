@@ -4,6 +4,7 @@ import {
   CredentialUnavailableError,
 } from "@azure/identity";
 import { KmsError } from "../kms/errors.js";
+import { IdentitySetupError } from "./client-certificate.js";
 
 /** What a Key Vault failure looks like through @azure/core-rest-pipeline, read by shape. */
 interface RestErrorLike {
@@ -45,6 +46,11 @@ const keyStateCodes = new Set(["KeyDisabled", "KeyExpired", "KeyNotYetValid"]);
  */
 export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
   if (err instanceof KmsError) return err;
+  // The identity cannot even ask for a token (unreadable certificate, wrong password, a
+  // conflicting environment): the operator must fix the setup, and the message says what.
+  if (err instanceof IdentitySetupError) {
+    return new KmsError("UNAUTHENTICATED", `${what}: ${err.message}`, { cause: err });
+  }
   if (err instanceof AuthenticationError) {
     const status = err.statusCode;
     if (status >= 400 && status < 500) {

@@ -12,6 +12,7 @@ import type {
 } from "../kms/key-wrapper.js";
 import { keyVaultClientOptions } from "./client-options.js";
 import { isKeyNotFound, kmsErrorFromAzure } from "./errors.js";
+import { createLegacyDecrypt } from "./legacy-decrypt.js";
 import {
   deterministicPick,
   newestUsable,
@@ -40,7 +41,7 @@ export interface KeyVaultWrapperOptions {
 export type KeyVaultWrapper = KeyWrapper;
 
 const allDeleted = (): RevocationReason => "deleted";
-const deletedState: KeyState = { current: undefined, revocation: allDeleted };
+const deletedState: KeyState = { current: undefined, versions: [], revocation: allDeleted };
 
 export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVaultWrapper {
   const clientOptions = keyVaultClientOptions(options);
@@ -53,6 +54,14 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
   const unwrapClients = new Map<string, CryptographyClient>();
   // A tie is settled once per set of tied versions, so steady state stays at one request.
   let settledTie: { tied: string; version: string } | undefined;
+  // Ciphertexts of Azure/kubernetes-kms: Key Vault `decrypt`, with clients of their own.
+  const decryptLegacy = createLegacyDecrypt({
+    vaultUrl: options.vaultUrl,
+    credential: options.credential,
+    clientOptions,
+    isAllowed: options.isAllowed,
+    maxClients,
+  });
   // From the last successful refresh: wrap() never uses a version Key Vault has revoked.
   let lastRevocation: (version: string) => RevocationReason | undefined = () => undefined;
 
@@ -164,7 +173,11 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
       }
       const revocation = (v: string) => revocationOf(versions.get(v.toLowerCase()));
       lastRevocation = revocation;
-      return { current, revocation };
+      return {
+        current,
+        versions: newestFirst(versions, current?.keyName ?? name, options.vaultHost),
+        revocation,
+      };
     },
 
     async wrap(seed, key) {
@@ -225,7 +238,20 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
         throw kmsErrorFromLocalCheck(err) ?? kmsErrorFromAzure(err, what);
       }
     },
+
+    decryptLegacy,
   };
+}
+
+/** Every listed version as a reference, newest first (ties: greatest version string first). */
+function newestFirst(
+  versions: Map<string, VersionInfo>,
+  keyName: string,
+  vaultHost: string,
+): KeyReference[] {
+  return [...versions.values()]
+    .sort((a, b) => b.createdMs - a.createdMs || (a.version < b.version ? 1 : -1))
+    .map((v) => Object.freeze({ vaultHost, keyName, keyVersion: v.version }));
 }
 
 /** Key Vault names and versions are case-insensitive. */

@@ -18,12 +18,14 @@ export type {
   KeyReference,
   KeyState,
   KeyWrapper,
+  LegacyAlgorithm,
   RevocationReason,
   UnwrapOptions,
   WrapAlgorithm,
   WrappedSeed,
 } from "./key-wrapper.js";
-export { looksLikeLegacyCiphertext } from "./legacy-ciphertext.js";
+export { decodeLegacyCiphertext, looksLikeLegacyCiphertext } from "./legacy-ciphertext.js";
+export { MAX_LEGACY_V1_VERSIONS } from "./legacy-decrypt.js";
 export { MAX_V1_CIPHERTEXT, MAX_V1_PLAINTEXT, MAX_V2_CIPHERTEXT } from "./limits.js";
 export type { KmsObserver, SeedCause } from "./observer.js";
 export { DEFAULT_CACHE_SIZE, DEFAULT_UNWRAP_TIMEOUT_MS } from "./seed-cache.js";

@@ -3,6 +3,9 @@
 /** Wrap algorithms the envelope can name. */
 export type WrapAlgorithm = "RSA-OAEP-256" | "A256KW";
 
+/** Key Vault `decrypt` algorithms of Azure/kubernetes-kms ciphertexts: its v2 and its v1 API. */
+export type LegacyAlgorithm = "RSA-OAEP-256" | "RSA1_5";
+
 /** A versioned Key Vault key: enough to rebuild `https://<vaultHost>/keys/<keyName>/<keyVersion>`. */
 export interface KeyReference {
   /** Host (and `:port` when not 443) of the vault, lowercase. */
@@ -41,6 +44,11 @@ export interface KeyState {
    * (for RSA keys its public key is already loaded).
    */
   readonly current: KeyReference | undefined;
+  /**
+   * Every version of the configured key Key Vault listed, newest first, revoked ones included
+   * (ask `revocation`). Legacy ciphertexts name no version: Decrypt finds theirs among these.
+   */
+  readonly versions: readonly KeyReference[];
   /** Why `keyVersion` of the configured key is revoked, or undefined if it may still be read. */
   revocation(keyVersion: string): RevocationReason | undefined;
 }
@@ -55,4 +63,15 @@ export interface KeyWrapper {
   wrap(seed: Uint8Array, key: KeyReference): Promise<WrappedSeed>;
   /** Unwraps a seed with the exact version named in `wrapped.key`. Throws KmsError. */
   unwrap(wrapped: WrappedSeed, options?: UnwrapOptions): Promise<Uint8Array>;
+  /**
+   * Key Vault `decrypt` of raw RSA `ciphertext` with exactly the version `key` names (reading
+   * Azure/kubernetes-kms ciphertexts). Returns a buffer the caller owns. Throws KmsError: a
+   * ciphertext that is not for this version is INVALID_ARGUMENT (Key Vault's 400 BadParameter).
+   */
+  decryptLegacy(
+    key: KeyReference,
+    algorithm: LegacyAlgorithm,
+    ciphertext: Uint8Array,
+    options?: UnwrapOptions,
+  ): Promise<Uint8Array>;
 }

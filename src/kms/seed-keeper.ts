@@ -129,6 +129,11 @@ export class SeedKeeper {
     return this.#notReady;
   }
 
+  /** Key Vault's view of the configured key as of the last successful refresh, if any. */
+  get keyState(): KeyState | undefined {
+    return this.#state;
+  }
+
   /** Why Key Vault says `key` must not be used: only versions of the configured key count. */
   revocationOf(key: KeyReference): RevocationReason | undefined {
     const reason = this.#state?.revocation(key.keyVersion);

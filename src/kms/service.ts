@@ -9,7 +9,8 @@ import { parseEnvelope } from "./envelope.js";
 import { KmsError, toKmsError } from "./errors.js";
 import { keyIdOf, keyUrl } from "./key-id.js";
 import type { KeyReference, KeyWrapper } from "./key-wrapper.js";
-import { legacyCiphertextNotSupported, looksLikeLegacyCiphertext } from "./legacy-ciphertext.js";
+import { looksLikeLegacyCiphertext } from "./legacy-ciphertext.js";
+import { createLegacyDecrypt } from "./legacy-decrypt.js";
 import { MAX_V1_CIPHERTEXT, MAX_V1_PLAINTEXT, MAX_V2_CIPHERTEXT } from "./limits.js";
 import { notify, type KmsObserver } from "./observer.js";
 import type { Seed } from "./seed.js";
@@ -127,10 +128,13 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
     }
   }
 
-  // Seam for ciphertexts written by Azure/kubernetes-kms (Key Vault `decrypt`): a later issue.
-  function decryptLegacy(_input: DecryptInput, _ctx: CallContext): Promise<Uint8Array> {
-    return Promise.reject(legacyCiphertextNotSupported());
-  }
+  // Ciphertexts written by Azure/kubernetes-kms: one Key Vault `decrypt` each (v1: a bounded few).
+  const decryptLegacy = createLegacyDecrypt({
+    wrapper: options.wrapper,
+    allowlist,
+    keeper,
+    observer,
+  });
 
   async function decrypt(input: DecryptInput, ctx: CallContext): Promise<Uint8Array> {
     try {

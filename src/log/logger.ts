@@ -17,6 +17,11 @@ export interface LoggerOptions {
   readonly fd?: number;
 }
 
+/**
+ * The Go plugin's `-v` (mlog: 0 warning/error, 2 info, 4 debug, 6 trace). Debug and trace match.
+ * Our info level holds only start-up, key and shutdown events, the class the Go plugin logs with
+ * mlog.Always at every level, so info shows from -v=0; nothing per request is logged at info.
+ */
 export function levelFromVerbosity(v: number): "info" | "debug" | "trace" {
   if (v >= 6) return "trace";
   if (v >= 4) return "debug";

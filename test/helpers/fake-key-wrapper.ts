@@ -16,6 +16,7 @@ import type {
   KeyReference,
   KeyState,
   KeyWrapper,
+  LegacyAlgorithm,
   RevocationReason,
   UnwrapOptions,
   WrappedSeed,
@@ -71,6 +72,20 @@ export interface FakeVault {
 
 const keyPairs = new Map<number, FakeKeyPair>();
 
+/**
+ * RSA1_5 (PKCS#1 v1.5) decryption, test code only: Node 20 refuses RSA_PKCS1_PADDING for private
+ * decryption, so do the raw RSA operation and check EM = 00 02 PS(≥8 non-zero) 00 M by hand.
+ */
+function rsa15Decrypt(privateKey: KeyObject, ciphertext: Uint8Array): Buffer | undefined {
+  const k = Math.ceil((privateKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
+  if (ciphertext.length !== k) return undefined;
+  const em = privateDecrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, ciphertext);
+  if (em.length < 11 || em[0] !== 0x00 || em[1] !== 0x02) return undefined;
+  const separator = em.indexOf(0x00, 2);
+  if (separator < 10) return undefined;
+  return Buffer.from(em.subarray(separator + 1));
+}
+
 /** A key pair per modulus length, generated once per test file (RSA-4096 takes a while). */
 export function sharedKeyPair(modulusLength = 2048): FakeKeyPair {
   let pair = keyPairs.get(modulusLength);
@@ -103,6 +118,10 @@ export class FakeKeyWrapper implements KeyWrapper {
   readonly unwrapped: Uint8Array[] = [];
   /** Every seed wrap was given (the very buffers a Seed adopts), in order: also watched. */
   readonly wrappedSeeds: Uint8Array[] = [];
+  /** Every decryptLegacy call (Key Vault `decrypt`), successful or not, in order. */
+  readonly legacyCalls: { key: KeyReference; algorithm: LegacyAlgorithm }[] = [];
+  /** Every buffer decryptLegacy returned, in order. */
+  readonly legacyPlaintexts: Uint8Array[] = [];
   latencyMs: number;
 
   readonly #vault: FakeVault;
@@ -111,6 +130,7 @@ export class FakeKeyWrapper implements KeyWrapper {
   readonly #unwrapFailures: FailureRule[] = [];
   readonly #wrapFailures: FailureRule[] = [];
   readonly #refreshFailures: FailureRule[] = [];
+  readonly #legacyFailures: FailureRule[] = [];
   #gate: Promise<void> | undefined;
 
   constructor(options: FakeKeyWrapperOptions = {}, vault?: FakeVault) {
@@ -219,6 +239,33 @@ export class FakeKeyWrapper implements KeyWrapper {
     if (count > 0) this.#wrapFailures.push({ remaining: count, error });
   }
 
+  /** The next `count` decryptLegacy calls fail with `error` (after latency). */
+  failNextLegacyDecrypts(count: number, error: KmsError): void {
+    if (count > 0) this.#legacyFailures.push({ remaining: count, error });
+  }
+
+  /**
+   * What Key Vault `encrypt` returns under `key` (raw RSA bytes): how Azure/kubernetes-kms made
+   * its ciphertexts (RSA-OAEP-256 on v2, RSA1_5 on v1), before base64url.
+   */
+  legacyEncrypt(key: KeyReference, algorithm: LegacyAlgorithm, plaintext: Uint8Array): Buffer {
+    const found = this.#find(key);
+    if (found === undefined) throw new Error("fake: no such key version");
+    return algorithm === "RSA1_5"
+      ? publicEncrypt(
+          { key: found.pair.publicKey, padding: constants.RSA_PKCS1_PADDING },
+          plaintext,
+        )
+      : publicEncrypt(
+          {
+            key: found.pair.publicKey,
+            padding: constants.RSA_PKCS1_OAEP_PADDING,
+            oaepHash: "sha256",
+          },
+          plaintext,
+        );
+  }
+
   /** Holds every unwrap (after it is counted) until the returned function is called. */
   holdUnwraps(): () => void {
     let release!: () => void;
@@ -243,6 +290,7 @@ export class FakeKeyWrapper implements KeyWrapper {
     }
     return Object.freeze({
       current: this.#current(),
+      versions: Object.freeze(this.#vault.versions.map((v) => v.ref).reverse()),
       revocation: (keyVersion: string) => reasons.get(keyVersion),
     });
   }
@@ -296,6 +344,43 @@ export class FakeKeyWrapper implements KeyWrapper {
       throw new KmsError("INVALID_ARGUMENT", "fake: unwrap failed", { cause: error });
     }
     this.unwrapped.push(plain);
+    return plain;
+  }
+
+  async decryptLegacy(
+    key: KeyReference,
+    algorithm: LegacyAlgorithm,
+    ciphertext: Uint8Array,
+    options: UnwrapOptions = {},
+  ): Promise<Uint8Array> {
+    this.legacyCalls.push({ key, algorithm });
+    const found = this.#find(key);
+    await this.#delay(options.signal);
+    this.#maybeFail(this.#legacyFailures);
+    if (found === undefined)
+      throw new KmsError("FAILED_PRECONDITION", "fake: key version not found");
+    if (found.deleted || !found.enabled) {
+      throw new KmsError("FAILED_PRECONDITION", `fake: key version is ${reasonOf(found) ?? "?"}`);
+    }
+    let plain: Buffer | undefined;
+    try {
+      plain =
+        algorithm === "RSA1_5"
+          ? rsa15Decrypt(found.pair.privateKey, ciphertext)
+          : privateDecrypt(
+              {
+                key: found.pair.privateKey,
+                padding: constants.RSA_PKCS1_OAEP_PADDING,
+                oaepHash: "sha256",
+              },
+              ciphertext,
+            );
+    } catch {
+      plain = undefined;
+    }
+    // Key Vault's answer to a ciphertext of another key: 400 BadParameter.
+    if (plain === undefined) throw new KmsError("INVALID_ARGUMENT", "fake: decrypt failed");
+    this.legacyPlaintexts.push(plain);
     return plain;
   }
 

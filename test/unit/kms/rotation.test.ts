@@ -343,6 +343,7 @@ describe("revocation", () => {
       wrap: (seed, key) => main.wrap(seed, key),
       unwrap: (wrapped, options) =>
         (wrapped.key.keyName === "old-key" ? old : main).unwrap(wrapped, options),
+      decryptLegacy: (...args) => main.decryptLegacy(...args),
     };
     const service = createKmsService({
       wrapper,
@@ -400,6 +401,7 @@ describe("a failed refresh", () => {
       refresh: () => (broken ? Promise.reject(new TypeError("raw")) : fake.refresh()),
       wrap: (seed, key) => fake.wrap(seed, key),
       unwrap: (wrapped, options) => fake.unwrap(wrapped, options),
+      decryptLegacy: (...args) => fake.decryptLegacy(...args),
     };
     const service = createKmsService({
       wrapper,

@@ -110,6 +110,7 @@ describe("SeedCache", () => {
       refresh: () => fake.refresh(),
       wrap: (seed, key) => fake.wrap(seed, key),
       unwrap: () => Promise.resolve(returned),
+      decryptLegacy: (...args) => fake.decryptLegacy(...args),
     };
     const cache = new SeedCache({ wrapper: short });
     const s = await sealed();

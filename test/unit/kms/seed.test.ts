@@ -104,6 +104,7 @@ describe("Seed", () => {
       refresh: () => fake.refresh(),
       wrap: (seed) => fake.wrap(seed, other),
       unwrap: (wrapped) => fake.unwrap(wrapped),
+      decryptLegacy: (...args) => fake.decryptLegacy(...args),
     };
     const error = await expectCode(() => createSeed(wrong, asked), "INTERNAL");
     expect(error.message).toContain(other.keyVersion);

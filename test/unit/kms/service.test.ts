@@ -212,9 +212,9 @@ describe("Decrypt input checks (before any Key Vault call)", () => {
         "INVALID_ARGUMENT",
       );
       expect(error.message).toContain("Azure/kubernetes-kms");
-      expect(error.message).toContain("not supported yet");
     }
     expect(restarted.calls.unwrap).toBe(0);
+    expect(restarted.legacyCalls).toHaveLength(0);
   });
 
   it("rejects unknown format versions", async () => {
@@ -417,6 +417,7 @@ describe("Decrypt of older seeds", () => {
       refresh: () => restarted.refresh(),
       wrap: (seed, key) => restarted.wrap(seed, key),
       unwrap: () => Promise.reject(new TypeError("secret-looking raw text")),
+      decryptLegacy: (...args) => restarted.decryptLegacy(...args),
     };
     const service = createKmsService({
       wrapper: broken,
@@ -490,6 +491,7 @@ describe("Decrypt of older seeds", () => {
       refresh: () => restarted.refresh(),
       wrap: (seed, key) => restarted.wrap(seed, key),
       unwrap: (wrapped) => restarted.unwrap(wrapped),
+      decryptLegacy: (...args) => restarted.decryptLegacy(...args),
     };
     const service = createKmsService({
       wrapper: deaf,

@@ -1,0 +1,109 @@
+/**
+ * Key Vault `decrypt` for ciphertexts written by Azure/kubernetes-kms, which used `encrypt` and
+ * `decrypt` (never wrapKey/unwrapKey). The Go plugin sent its stored base64url text as the REST
+ * `value`; the domain hands us the decoded RSA bytes of canonical text, which the SDK encodes back
+ * to that very string, and the SDK decodes the result's `value` as the Go plugin did.
+ */
+import type { TokenCredential } from "@azure/identity";
+import {
+  CryptographyClient,
+  type CryptographyClientOptions,
+  type KeyVaultKey,
+} from "@azure/keyvault-keys";
+import { KmsError } from "../kms/errors.js";
+import type { KeyReference, LegacyAlgorithm, UnwrapOptions } from "../kms/key-wrapper.js";
+import { kmsErrorFromAzure } from "./errors.js";
+
+export interface LegacyDecryptOptions {
+  /** `https://host[:port]`, no trailing slash. */
+  readonly vaultUrl: string;
+  readonly credential: TokenCredential;
+  readonly clientOptions: CryptographyClientOptions;
+  readonly isAllowed: (ref: KeyReference) => boolean;
+  /** Clients kept, one per version (default 64). */
+  readonly maxClients?: number;
+}
+
+export type LegacyDecryptFn = (
+  key: KeyReference,
+  algorithm: LegacyAlgorithm,
+  ciphertext: Uint8Array,
+  options?: UnwrapOptions,
+) => Promise<Uint8Array>;
+
+/**
+ * A client that only ever calls Key Vault. Given a bare kid, the SDK first GETs the key and then
+ * refuses locally when it is expired or its key_ops lack `decrypt`; Key Vault itself decrypts with
+ * an expired key and is the authority on key_ops. A key object without material or attributes
+ * skips both: no extra GET, no local verdict.
+ */
+function remoteOnlyClient(
+  kid: string,
+  ref: KeyReference,
+  vaultUrl: string,
+  credential: TokenCredential,
+  clientOptions: CryptographyClientOptions,
+): CryptographyClient {
+  const key: KeyVaultKey = {
+    id: kid,
+    name: ref.keyName,
+    properties: { id: kid, name: ref.keyName, vaultUrl, version: ref.keyVersion },
+  };
+  return new CryptographyClient(key, credential, clientOptions);
+}
+
+export function createLegacyDecrypt(options: LegacyDecryptOptions): LegacyDecryptFn {
+  const max = options.maxClients ?? 64;
+  const clients = new Map<string, CryptographyClient>();
+
+  function clientFor(ref: KeyReference): CryptographyClient {
+    const kid = `${options.vaultUrl}/keys/${ref.keyName}/${ref.keyVersion}`;
+    const id = kid.toLowerCase();
+    let client = clients.get(id);
+    if (client === undefined) {
+      client = remoteOnlyClient(
+        kid,
+        ref,
+        options.vaultUrl,
+        options.credential,
+        options.clientOptions,
+      );
+      if (clients.size >= max) {
+        const oldest = clients.keys().next().value;
+        if (oldest !== undefined) clients.delete(oldest);
+      }
+      clients.set(id, client);
+    }
+    return client;
+  }
+
+  return async (key, algorithm, ciphertext, decryptOptions) => {
+    if (!options.isAllowed(key)) {
+      throw new KmsError(
+        "FAILED_PRECONDITION",
+        `key ${key.keyName} in ${key.vaultHost} is not on this plugin's allowlist`,
+      );
+    }
+    const what = `decrypt (${algorithm}) with ${key.keyName}/${key.keyVersion}`;
+    const signal = decryptOptions?.signal;
+    try {
+      const result = await clientFor(key).decrypt(
+        { algorithm, ciphertext },
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+      return result.result;
+    } catch (err) {
+      const error = kmsErrorFromAzure(err, what);
+      // The Go plugin's permissions were encrypt/decrypt, not the wrapKey/unwrapKey ours name.
+      if (error.code === "PERMISSION_DENIED") {
+        throw new KmsError(
+          "PERMISSION_DENIED",
+          `${what}: Key Vault denied the request; grant the identity the decrypt permission ` +
+            "(role Key Vault Crypto User) to read data written by Azure/kubernetes-kms",
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  };
+}
