@@ -54,8 +54,7 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
     ...(proxyMode === undefined ? {} : { proxyMode }),
   });
-  // keyVaultClientOptions reads proxyMode from the wrapper's options (ClientOptionsInput).
-  const wrapperOptions: KeyVaultWrapperOptions & { readonly proxyMode?: ProxyModeSettings } = {
+  const wrapperOptions: KeyVaultWrapperOptions = {
     vaultUrl: config.vaultUrl,
     vaultHost: config.vaultHost,
     keyName: config.keyName,

@@ -13,6 +13,7 @@ import type {
 import { keyVaultClientOptions } from "./client-options.js";
 import { isKeyNotFound, kmsErrorFromAzure } from "./errors.js";
 import { createLegacyDecrypt } from "./legacy-decrypt.js";
+import type { ProxyModeSettings } from "./proxy-mode.js";
 import {
   deterministicPick,
   newestUsable,
@@ -36,6 +37,8 @@ export interface KeyVaultWrapperOptions {
   readonly isAllowed: (ref: KeyReference) => boolean;
   /** Versions kept loaded (public key / client), and unwrap-only clients kept; each costs a GET. */
   readonly maxVersionClients?: number;
+  /** The Go plugin's `--proxy-mode`: every Key Vault request goes through that HTTP proxy. */
+  readonly proxyMode?: ProxyModeSettings;
 }
 
 export type KeyVaultWrapper = KeyWrapper;
