@@ -21,6 +21,12 @@ export const devFlags: readonly FlagSpec[] = [
     default: "127.0.0.1:0",
     help: "Prometheus /metrics (0: a free port)",
   },
+  {
+    name: "healthz-port",
+    kind: "uint",
+    default: "0",
+    help: "/livez, /readyz and /healthz on 127.0.0.1 (0: a free port)",
+  },
   { name: "v", kind: "uint", default: "2", help: "log verbosity" },
 ];
 
@@ -48,6 +54,7 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
   let stateDir: string;
   let verbosity: number;
   let metricsAddr: string;
+  let healthzPort: number;
   try {
     const flags = parseFlags(argv, devFlags);
     if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
@@ -55,6 +62,7 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
     stateDir = resolve(io.cwd, flags.get("state-dir"));
     verbosity = parseUint("v", flags.get("v"), 255);
     metricsAddr = flags.get("metrics-addr");
+    healthzPort = parseUint("healthz-port", flags.get("healthz-port"), 65535);
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`keyvault-kms dev: ${err.message}`);
@@ -77,6 +85,8 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
       listenAddr,
       "--metrics-addr",
       metricsAddr,
+      "--healthz-port",
+      String(healthzPort),
       "-v",
       String(verbosity),
     ],
@@ -106,6 +116,7 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
         `  vault:   ${emu.vaultUrl} (emulator; state in ${relative(io.cwd, stateDir) || "."})`,
         `  key:     ${keyName}`,
         `  metrics: ${plugin.metricsUrl ?? "(not served: see the log)"}`,
+        `  health:  ${plugin.healthUrl === undefined ? "(not served: see the log)" : `${plugin.healthUrl}/livez, /readyz, /healthz`}`,
         "",
         "In another shell:",
         `  ${cli} client status ${addr}`,

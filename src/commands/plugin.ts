@@ -1,19 +1,27 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describeConfig, type Config } from "../config/index.js";
 import { createKmsServer, prepareConnection } from "../grpc/index.js";
-import { createMetricsServer } from "../http/index.js";
+import {
+  checkSocketLiveness,
+  createHealthServer,
+  createMetricsServer,
+  KeyVaultTracker,
+  readinessOf,
+  trackKeyVaultCalls,
+} from "../http/index.js";
 import {
   createCredential,
   createKeyVaultWrapper,
   describeIdentity,
+  routeAzureLogs,
   type KeyVaultWrapperOptions,
 } from "../keyvault/index.js";
 import type { ProxyModeSettings } from "../keyvault/proxy-mode.js";
 import { createKmsService, KeyAllowlist } from "../kms/index.js";
-import type { Logger } from "../log/index.js";
-import { createKmsMetrics, type KmsMetrics } from "../metrics/index.js";
+import { createRequestLog, type Logger } from "../log/index.js";
+import { createPluginMetrics, type PluginMetrics } from "../metrics/index.js";
 import { buildInfo, userAgent } from "../version.js";
-import { fanOut, keyEventLogger } from "./key-events.js";
+import { fanOut, fanOutCalls, keyEventLogger } from "./key-events.js";
 
 /** In-flight calls get this long to finish on SIGTERM (kube-apiserver's default timeout is 3 s). */
 const shutdownGraceMs = 5_000;
@@ -21,9 +29,12 @@ const initBackoff = { firstMs: 500, maxMs: 30_000 };
 
 export interface RunningPlugin {
   readonly socketPath: string;
-  readonly metrics: KmsMetrics;
+  /** Its `reachability.snapshot()` is Key Vault as the plugin's own calls last found it. */
+  readonly metrics: PluginMetrics;
   /** `http://host:port/metrics`, or undefined if the port could not be bound. */
   readonly metricsUrl: string | undefined;
+  /** `http://host:port` serving /livez, /readyz and --healthz-path; undefined if not bound. */
+  readonly healthUrl: string | undefined;
   /** Settles when a current seed is ready (rejects only if stopped first). */
   readonly ready: Promise<void>;
   stop(): Promise<void>;
@@ -44,6 +55,11 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     "starting keyvault-kms",
   );
   for (const warning of config.warnings) logger.warn({}, warning);
+  routeAzureLogs(logger.child({ component: "azure-sdk" }), config.verbosity);
+  const metrics = createPluginMetrics({
+    version: buildInfo.BuildVersion,
+    commit: buildInfo.GitCommit,
+  });
   const proxyMode: ProxyModeSettings | undefined = config.proxyMode
     ? { address: config.proxyAddress, port: config.proxyPort }
     : undefined;
@@ -51,6 +67,7 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
   const credential = createCredential({
     identity: config.identity,
     authorityHost: config.authorityHost,
+    callObserver: metrics.keyVault,
     ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
     ...(proxyMode === undefined ? {} : { proxyMode }),
   });
@@ -62,11 +79,13 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     credential,
     userAgent,
     isAllowed: (ref) => allowlist.allows(ref),
+    callObserver: metrics.keyVault,
     ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
     ...(proxyMode === undefined ? {} : { proxyMode }),
   };
-  const wrapper = createKeyVaultWrapper(wrapperOptions);
-  const metrics = createKmsMetrics();
+  // Readiness reports Key Vault as the plugin's own calls last found it: probes never call it.
+  const keyVaultTracker = new KeyVaultTracker();
+  const wrapper = trackKeyVaultCalls(createKeyVaultWrapper(wrapperOptions), keyVaultTracker);
   const service = createKmsService({
     wrapper,
     allowlist,
@@ -76,12 +95,14 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     seedMaxAgeMs: config.seedMaxAgeMs,
     observer: fanOut(metrics.observer, keyEventLogger(logger.child({ component: "keys" }))),
   });
+  metrics.watch(() => service.stats());
   const server = createKmsServer({
     listenAddr: config.listenAddr,
     socketMode: config.socketMode,
     service,
     runtimeVersion: buildInfo.BuildVersion,
     wrapConnection: prepareConnection,
+    observer: fanOutCalls(metrics.grpc, createRequestLog(logger.child({ component: "requests" }))),
     logger: logger.child({ component: "grpc" }),
   });
   await server.listen();
@@ -98,6 +119,29 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     logger.error(
       { err, metricsAddr: config.metricsAddress },
       "cannot serve /metrics; KMS keeps serving",
+    );
+  }
+
+  const healthServer = createHealthServer({
+    address: { host: config.healthzHost, port: config.healthzPort },
+    healthzPath: config.healthzPath,
+    timeoutMs: config.healthzTimeoutMs,
+    checks: {
+      live: () => checkSocketLiveness(server.socketPath, config.healthzTimeoutMs),
+      ready: () => readinessOf(service, keyVaultTracker),
+    },
+  });
+  let healthUrl: string | undefined;
+  try {
+    const bound = await healthServer.listen();
+    const host = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+    healthUrl = `http://${host}:${bound.port}`;
+    logger.info({ url: healthUrl }, `serving /livez, /readyz and ${config.healthzPath}`);
+  } catch (err) {
+    // Like /metrics: a busy port must not take the API server's encryption down.
+    logger.error(
+      { err, healthzAddr: config.healthzHost, healthzPort: config.healthzPort },
+      "cannot serve the health endpoints; KMS keeps serving",
     );
   }
 
@@ -122,9 +166,12 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     socketPath: server.socketPath,
     metrics,
     metricsUrl,
+    healthUrl,
     ready,
     async stop() {
       stopping.abort();
+      // First, so that probes see the shutdown and no self-check holds a socket connection open.
+      await healthServer.close();
       await server.shutdown(shutdownGraceMs);
       service.close();
       await metricsServer.close();

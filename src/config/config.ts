@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import { HttpAddressError, parseHttpAddress, type HttpAddress } from "../http/index.js";
 import { readAzureJson, type AzureJson } from "./azure-json.js";
 import { CloudError, resolveCloud, type Cloud } from "./clouds.js";
@@ -80,7 +81,8 @@ export interface Config {
   readonly metricsAddress: HttpAddress;
   readonly verbosity: number;
   readonly logFormatJson: boolean;
-  /** `--healthz-*`: accepted and validated as the Go plugin's; the endpoint is served later. */
+  /** `--healthz-*`: `/livez`, `/readyz` and `healthzPath` on healthzHost:healthzPort. */
+  readonly healthzHost: string;
   readonly healthzPort: number;
   readonly healthzPath: string;
   readonly healthzTimeoutMs: number;
@@ -190,22 +192,28 @@ export const serveFlags: readonly FlagSpec[] = [
     help: "metrics backend; prometheus is the only one (any case), as in the Go plugin",
   },
   {
+    name: "healthz-addr",
+    kind: "string",
+    default: "127.0.0.1",
+    help: "IP address the health endpoints bind: loopback by default, because a hostNetwork pod's port is open on the node's network otherwise; kubelet probes need host: 127.0.0.1 (as kubeadm's scheduler and controller-manager probes do); :: or 0.0.0.0 binds every interface, as the Go plugin did",
+  },
+  {
     name: "healthz-port",
     kind: "uint",
     default: "8787",
-    help: "health check port (accepted and validated; the endpoint is not served yet)",
+    help: "health port (the Go plugin's): /livez, /readyz and -healthz-path, never a Key Vault call (0: a free port)",
   },
   {
     name: "healthz-path",
     kind: "string",
     default: "/healthz",
-    help: "health check path (accepted and validated; not served yet)",
+    help: "the Go plugin's probe path: answers like /readyz (200 ok once a current seed is ready)",
   },
   {
     name: "healthz-timeout",
     kind: "duration",
     default: "20s",
-    help: "health check timeout (accepted and validated; not served yet)",
+    help: "upper bound on the /livez self-check (a Version call on the plugin's own socket)",
   },
   {
     name: "proxy-mode",
@@ -489,6 +497,14 @@ export async function parseConfig(
       `-configFilePath is deprecated and ignored (as in the Go plugin); azure.json is read from -config-file-path (${configFilePath})`,
     );
   }
+  const healthzHost = get("healthz-addr")
+    .trim()
+    .replace(/^\[(.*)\]$/, "$1");
+  if (isIP(healthzHost) === 0) {
+    throw new UsageError(
+      `invalid -healthz-addr "${get("healthz-addr")}": an IP address such as 127.0.0.1, 0.0.0.0 or ::`,
+    );
+  }
   const healthzPort = parseUint("healthz-port", get("healthz-port"), 65535);
   const healthzPath = get("healthz-path");
   if (!healthzPath.startsWith("/") || /[\s?#]/.test(healthzPath)) {
@@ -561,6 +577,7 @@ export async function parseConfig(
     metricsAddress: Object.freeze(metricsAddress),
     verbosity,
     logFormatJson,
+    healthzHost,
     healthzPort,
     healthzPath,
     healthzTimeoutMs,
@@ -605,7 +622,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     statusVersion: config.statusVersion,
     metricsAddr: `${config.metricsAddress.host ?? ""}:${config.metricsAddress.port}`,
     verbosity: config.verbosity,
-    healthz: `:${config.healthzPort}${config.healthzPath} (not served yet)`,
+    healthz: `${config.healthzHost.includes(":") ? `[${config.healthzHost}]` : config.healthzHost}:${config.healthzPort} (/livez, /readyz, ${config.healthzPath})`,
     ...(config.proxyMode ? { proxy: `http://${config.proxyAddress}:${config.proxyPort}` } : {}),
     cloud: config.cloud.name,
     authorityHost: config.authorityHost,

@@ -178,6 +178,7 @@ function buildHandle(
       return token;
     },
     counters: () => core.counters.snapshot(),
+    issuedTokens: () => core.tokens.issued(),
     resetCounters: () => {
       core.counters.reset();
     },

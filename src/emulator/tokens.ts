@@ -20,8 +20,18 @@ export type TokenCheck = { ok: true; claims: TokenClaims } | { ok: false; messag
  * Access tokens are HS256 JWTs signed with a key the emulator keeps (persisted with its state),
  * so only tokens it issued pass, and they keep passing across a restart with the same state.
  */
+/** Issued access tokens kept for tests (Emulator.issuedTokens), newest last. */
+const MAX_REMEMBERED_TOKENS = 100;
+
 export class TokenIssuer {
+  private readonly remembered: string[] = [];
+
   constructor(private readonly signingKey: Buffer) {}
+
+  /** Test-only: the last access tokens issued, to check that they never reach a log. */
+  issued(): string[] {
+    return [...this.remembered];
+  }
 
   issue(tenantId: string, clientId: string, audience: string): string {
     const now = nowSeconds();
@@ -37,7 +47,10 @@ export class TokenIssuer {
     };
     const head = encodeJson({ alg: "HS256", typ: "JWT" });
     const body = encodeJson(claims);
-    return `${head}.${body}.${this.sign(`${head}.${body}`)}`;
+    const token = `${head}.${body}.${this.sign(`${head}.${body}`)}`;
+    this.remembered.push(token);
+    if (this.remembered.length > MAX_REMEMBERED_TOKENS) this.remembered.shift();
+    return token;
   }
 
   verify(token: string, audience: string, tenantId: string): TokenCheck {

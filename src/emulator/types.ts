@@ -120,6 +120,8 @@ export interface Emulator {
   issueFederatedToken(options: FederatedTokenOptions): string;
   counters(): Record<string, number>;
   resetCounters(): void;
+  /** Test-only: the last (up to 100) access tokens issued, oldest first. */
+  issuedTokens(): string[];
   addFault(fault: FaultSpec): void;
   clearFaults(): void;
   createKey(spec: EmulatorKeySpec): Promise<KeyVersionRef>;

@@ -5,6 +5,11 @@ import {
   type AdditionalPolicyConfig,
   type ProxyModeSettings,
 } from "./proxy-mode.js";
+import {
+  credentialMetricsPolicy,
+  keyVaultMetricsPolicy,
+  type KeyVaultCallObserver,
+} from "./metrics-policy.js";
 
 export interface ClientOptionsInput {
   readonly vaultHost: string;
@@ -13,6 +18,8 @@ export interface ClientOptionsInput {
   readonly userAgent: string;
   /** The Go plugin's `--proxy-mode`: absent = direct (HTTPS_PROXY / NO_PROXY still apply). */
   readonly proxyMode?: ProxyModeSettings;
+  /** Sees every try sent to Key Vault (metrics, reachability). */
+  readonly callObserver?: KeyVaultCallObserver;
 }
 
 /** Loopback hosts: an explicitly configured local endpoint, never a real vault. */
@@ -33,20 +40,37 @@ export function keyVaultClientOptions(input: ClientOptionsInput) {
     // Deadlines are kube-apiserver's (3 s by default); the SDK's 1 s..64 s backoff would outlive them.
     retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
     userAgentOptions: { userAgentPrefix: input.userAgent },
-    ...(input.proxyMode === undefined
-      ? {}
-      : { additionalPolicies: [keyVaultProxyPolicy(input.proxyMode, input.vaultHost)] }),
+    ...policies(
+      // First, so it times the whole try and sees the client URL, not the proxy-mode rewrite.
+      input.callObserver === undefined ? undefined : keyVaultMetricsPolicy(input.callObserver),
+      input.proxyMode === undefined
+        ? undefined
+        : keyVaultProxyPolicy(input.proxyMode, input.vaultHost),
+    ),
   };
 }
 
-/** Credential options for proxy mode: token requests to the authority go through the proxy. */
+function policies(...configs: (AdditionalPolicyConfig | undefined)[]): {
+  additionalPolicies?: AdditionalPolicyConfig[];
+} {
+  const list = configs.filter((c): c is AdditionalPolicyConfig => c !== undefined);
+  return list.length === 0 ? {} : { additionalPolicies: list };
+}
+
+/**
+ * Credential pipeline policies: token requests are counted (operation "token"), and in proxy
+ * mode they go through the proxy. (ManagedIdentityCredential replaces `additionalPolicies` with
+ * its own, so IMDS requests are not counted.)
+ */
 export function credentialProxyOptions(
   proxyMode: ProxyModeSettings | undefined,
   authorityHost: string,
+  callObserver?: KeyVaultCallObserver,
 ): { additionalPolicies?: AdditionalPolicyConfig[] } {
-  return proxyMode === undefined
-    ? {}
-    : { additionalPolicies: [authorityProxyPolicy(proxyMode, authorityHost)] };
+  return policies(
+    callObserver === undefined ? undefined : credentialMetricsPolicy(callObserver),
+    proxyMode === undefined ? undefined : authorityProxyPolicy(proxyMode, authorityHost),
+  );
 }
 
 export function tlsOptions(caPem: string | undefined): { tlsOptions?: { ca: string[] } } {

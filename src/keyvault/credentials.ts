@@ -14,6 +14,7 @@ import {
   loadClientCertificate,
 } from "./client-certificate.js";
 import { credentialProxyOptions, tlsOptions } from "./client-options.js";
+import type { KeyVaultCallObserver } from "./metrics-policy.js";
 import type { ProxyModeSettings } from "./proxy-mode.js";
 
 export { ClientCertificateError, IdentitySetupError } from "./client-certificate.js";
@@ -61,6 +62,8 @@ export interface CredentialInput {
   readonly caPem?: string;
   /** The Go plugin's proxy mode: Entra ID token requests go to the proxy (IMDS never does). */
   readonly proxyMode?: ProxyModeSettings;
+  /** Sees every token request try (operation "token"). */
+  readonly callObserver?: KeyVaultCallObserver;
 }
 
 // Like the Key Vault clients: short retries, so a failure surfaces within the caller's deadline.
@@ -76,7 +79,7 @@ export function createCredential(input: CredentialInput): TokenCredential {
     disableInstanceDiscovery: true,
     retryOptions,
     ...tlsOptions(input.caPem),
-    ...credentialProxyOptions(input.proxyMode, input.authorityHost),
+    ...credentialProxyOptions(input.proxyMode, input.authorityHost, input.callObserver),
   };
   const { identity } = input;
   switch (identity.kind) {

@@ -4,3 +4,12 @@ export { createCredential, describeIdentity } from "./credentials.js";
 export type { IdentitySettings } from "./credentials.js";
 export { kmsErrorFromAzure } from "./errors.js";
 export { isLoopbackHost } from "./client-options.js";
+export {
+  keyVaultOperations,
+  keyVaultOutcomes,
+  operationFromRequest,
+  outcomeFromError,
+  outcomeFromStatus,
+} from "./metrics-policy.js";
+export type { KeyVaultCallObserver, KeyVaultOperation, KeyVaultOutcome } from "./metrics-policy.js";
+export { azureLogLevelFromVerbosity, routeAzureLogs, scrubSecrets } from "./azure-logging.js";

@@ -13,6 +13,7 @@ import type {
 import { keyVaultClientOptions } from "./client-options.js";
 import { isKeyNotFound, kmsErrorFromAzure } from "./errors.js";
 import { createLegacyDecrypt } from "./legacy-decrypt.js";
+import type { KeyVaultCallObserver } from "./metrics-policy.js";
 import type { ProxyModeSettings } from "./proxy-mode.js";
 import {
   deterministicPick,
@@ -39,6 +40,8 @@ export interface KeyVaultWrapperOptions {
   readonly maxVersionClients?: number;
   /** The Go plugin's `--proxy-mode`: every Key Vault request goes through that HTTP proxy. */
   readonly proxyMode?: ProxyModeSettings;
+  /** Sees every try sent to Key Vault (metrics). */
+  readonly callObserver?: KeyVaultCallObserver;
 }
 
 export type KeyVaultWrapper = KeyWrapper;

@@ -30,7 +30,12 @@ export { MAX_V1_CIPHERTEXT, MAX_V1_PLAINTEXT, MAX_V2_CIPHERTEXT } from "./limits
 export type { KmsObserver, SeedCause } from "./observer.js";
 export { DEFAULT_CACHE_SIZE, DEFAULT_UNWRAP_TIMEOUT_MS } from "./seed-cache.js";
 export { DEFAULT_POLL_INTERVAL_MS, DEFAULT_SEED_MAX_AGE_MS } from "./seed-keeper.js";
-export { createKmsService, type KmsServiceOptions, type ManagedKmsService } from "./service.js";
+export {
+  createKmsService,
+  type KmsServiceOptions,
+  type KmsStats,
+  type ManagedKmsService,
+} from "./service.js";
 export type {
   CallContext,
   DecryptInput,

@@ -31,6 +31,7 @@ export class SeedCache {
   readonly #lru: LRUCache<string, Seed, WrappedSeed>;
   readonly #refusal: ((key: KeyReference) => KmsError | undefined) | undefined;
   #refetches = 0;
+  #evictions = 0;
 
   constructor(options: SeedCacheOptions) {
     const max = options.max ?? DEFAULT_CACHE_SIZE;
@@ -45,7 +46,9 @@ export class SeedCache {
       max,
       // An eviction of an in-flight entry must not fail the callers already waiting on it.
       ignoreFetchAbort: true,
-      dispose: (seed) => {
+      dispose: (seed, _key, reason) => {
+        // Only capacity evictions: deletes (revocation) and replacements are not pressure.
+        if (reason === "evict") this.#evictions++;
         seed.destroy();
       },
       fetchMethod: (cacheKey, _stale, { context }) => this.#unwrap(cacheKey, context),
@@ -63,6 +66,11 @@ export class SeedCache {
   /** Times a fetched seed was found evicted before use and fetched again (cache too small). */
   get refetches(): number {
     return this.#refetches;
+  }
+
+  /** Seeds dropped to make room (the cache was full): a steady rise means --cache-size is small. */
+  get evictions(): number {
+    return this.#evictions;
   }
 
   /** A cached, usable seed, or undefined (also while its unwrap is in flight). Synchronous. */

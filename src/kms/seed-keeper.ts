@@ -110,6 +110,11 @@ export class SeedKeeper {
     return this.#current;
   }
 
+  /** How long the current seed has been current (by this keeper's clock), if there is one. */
+  get currentAgeMs(): number | undefined {
+    return this.#current === undefined ? undefined : this.#now() - this.#currentSince;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

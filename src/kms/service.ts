@@ -52,6 +52,19 @@ export interface ManagedKmsService extends KmsService {
   poll(): Promise<void>;
   /** Stops the timers and zeroes every seed; afterwards Encrypt and Decrypt fail UNAVAILABLE. */
   close(): void;
+  /** Counters and sizes for metrics, read at scrape time (the hot path only increments). */
+  stats(): KmsStats;
+}
+
+export interface KmsStats {
+  /** Decrypts whose seed was in memory (the current seed or a cached one). */
+  readonly seedCacheHits: number;
+  /** Decrypts that had to wait for a Key Vault unwrap (or for one already in flight). */
+  readonly seedCacheMisses: number;
+  readonly seedCacheSize: number;
+  readonly seedCacheEvictions: number;
+  /** Seconds the current seed has been current; undefined while there is none. */
+  readonly currentSeedAgeSeconds: number | undefined;
 }
 const NO_ANNOTATIONS: ReadonlyMap<string, Uint8Array> = new Map();
 
@@ -71,6 +84,9 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
 
   // One frozen StatusResult per current seed: Status allocates nothing.
   let statusSeed: Seed | undefined;
+  // Plain counters: one increment per seed lookup, read by stats().
+  let hits = 0;
+  let misses = 0;
   let currentStatus: StatusResult | undefined;
 
   function notReadyStatus(healthz: string): StatusResult {
@@ -169,12 +185,19 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
       // Before any seed lookup: a revoked version's seed may still be current or cached.
       const refused = keeper.refusal(key);
       if (refused !== undefined) throw refused;
-      if (own !== undefined) return decrypted(key, own.open(envelope));
+      if (own !== undefined) {
+        hits++;
+        return decrypted(key, own.open(envelope));
+      }
       if (keeper.closed) throw closedError();
 
       const cacheKey = envelope.seedCacheKey;
       const cached = cache.get(cacheKey);
-      if (cached !== undefined) return decrypted(key, cached.open(envelope));
+      if (cached !== undefined) {
+        hits++;
+        return decrypted(key, cached.open(envelope));
+      }
+      misses++;
       const out = await cache.use(envelope.seed, cacheKey, ctx.signal, (s) => s.open(envelope));
       return decrypted(key, out);
     } catch (error) {
@@ -189,6 +212,16 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
       keeper.close();
       statusSeed = undefined;
       currentStatus = undefined;
+    },
+    stats: () => {
+      const age = keeper.currentAgeMs;
+      return {
+        seedCacheHits: hits,
+        seedCacheMisses: misses,
+        seedCacheSize: cache.size,
+        seedCacheEvictions: cache.evictions,
+        currentSeedAgeSeconds: age === undefined ? undefined : age / 1000,
+      };
     },
     status,
     encrypt,

@@ -8,13 +8,19 @@ export interface Logger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   child(bindings: Record<string, unknown>): Logger;
+  /** Lets hot paths skip building a log object nobody will see. */
+  isLevelEnabled(level: LogLevel): boolean;
 }
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
 
 export interface LoggerOptions {
   /** The Go plugin's `-v`. */
   readonly verbosity: number;
   /** File descriptor to write JSON lines to: 1 (stdout) by default, 2 where stdout is a contract. */
   readonly fd?: number;
+  /** Tests: a stream to write to instead of `fd` (e.g. to search the output for secrets). */
+  readonly destination?: NodeJS.WritableStream;
 }
 
 /**
@@ -44,6 +50,14 @@ const redactPaths = [
   "authorization",
   "*.authorization",
   "*.headers.authorization",
+  "token",
+  "*.token",
+  "accessToken",
+  "*.accessToken",
+  "access_token",
+  "*.access_token",
+  "ciphertext",
+  "*.ciphertext",
 ];
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -54,7 +68,7 @@ export function createLogger(options: LoggerOptions): Logger {
       redact: { paths: redactPaths, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    pino.destination({ fd: options.fd ?? 1, sync: true }),
+    options.destination ?? pino.destination({ fd: options.fd ?? 1, sync: true }),
   );
   return root;
 }

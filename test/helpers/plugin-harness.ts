@@ -52,6 +52,8 @@ export async function startPluginHarness(options: HarnessOptions = {}): Promise<
         listenAddr,
         "--metrics-addr",
         "127.0.0.1:0",
+        "--healthz-port",
+        "0",
         ...args,
       ],
       {

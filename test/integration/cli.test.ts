@@ -99,7 +99,15 @@ describe("emulator + serve + client, as separate processes", () => {
     const socket = join(dir, "kms.sock");
     const addr = `unix://${socket}`;
     const serve = startCli(
-      [...contract.serveArgs, "--listen-addr", addr, "--metrics-addr", "127.0.0.1:0"],
+      [
+        ...contract.serveArgs,
+        "--listen-addr",
+        addr,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--healthz-port",
+        "0",
+      ],
       contract.serveEnv,
     );
     try {
@@ -127,7 +135,15 @@ describe("emulator + serve + client, as separate processes", () => {
       expect(JSON.parse(v1.stdout)).toMatchObject({ version: "v1beta1" });
 
       const second = await runCli(
-        [...contract.serveArgs, "--listen-addr", addr, "--metrics-addr", "127.0.0.1:0"],
+        [
+          ...contract.serveArgs,
+          "--listen-addr",
+          addr,
+          "--metrics-addr",
+          "127.0.0.1:0",
+          "--healthz-port",
+          "0",
+        ],
         {
           env: contract.serveEnv,
         },
@@ -146,7 +162,15 @@ describe("emulator + serve + client, as separate processes", () => {
     const socket = join(dir, "kms-err.sock");
     const addr = `unix://${socket}`;
     const serve = startCli(
-      [...contract.serveArgs, "--listen-addr", addr, "--metrics-addr", "127.0.0.1:0"],
+      [
+        ...contract.serveArgs,
+        "--listen-addr",
+        addr,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--healthz-port",
+        "0",
+      ],
       contract.serveEnv,
     );
     try {

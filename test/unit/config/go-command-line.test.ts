@@ -190,7 +190,7 @@ describe("the Go plugin's static-pod command line (docs/manual-install.md)", () 
       expect(help).toContain(`  -${flag}`);
     }
     expect(help).toMatch(/configFilePath[^\n]*\n[^\n]*deprecated and ignored/);
-    expect(help).toMatch(/healthz-port[^\n]*\n[^\n]*not served yet/);
+    expect(help).toMatch(/healthz-port[^\n]*\n[^\n]*\/livez, \/readyz/);
   });
 });
 

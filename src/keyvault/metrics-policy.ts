@@ -1,0 +1,178 @@
+/**
+ * Counts every try the Azure SDK sends (Key Vault and Entra ID), by operation and outcome class,
+ * and reports it to a plain callback: the metrics layer implements it, so this folder stays the
+ * only importer of @azure and never sees prom-client. URLs never leave this file.
+ */
+import type { PipelinePolicy, PipelineRequest, PipelineResponse } from "@azure/core-rest-pipeline";
+import type { AdditionalPolicyConfig } from "./proxy-mode.js";
+
+export const keyVaultOperations = [
+  "get",
+  "list",
+  "wrapkey",
+  "unwrapkey",
+  "encrypt",
+  "decrypt",
+  "token",
+  "other",
+] as const;
+export type KeyVaultOperation = (typeof keyVaultOperations)[number];
+
+export const keyVaultOutcomes = [
+  "ok",
+  "throttled",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "server_error",
+  "client_error",
+  "network",
+  "timeout",
+] as const;
+export type KeyVaultOutcome = (typeof keyVaultOutcomes)[number];
+
+/** Sees every try sent on the wire. Must not throw (a throw is swallowed). */
+export interface KeyVaultCallObserver {
+  onRequest(
+    operation: KeyVaultOperation,
+    outcome: KeyVaultOutcome,
+    durationSeconds: number,
+    /** A second or later try of the same logical request (the SDK's retry policy resent it). */
+    isRetry: boolean,
+  ): void;
+}
+
+const cryptoOps: ReadonlySet<string> = new Set(["wrapkey", "unwrapkey", "encrypt", "decrypt"]);
+
+/**
+ * The operation a request URL stands for. Works on the client URL and on the proxy-mode wire
+ * URL (`http://proxy/<vault host>/keys/…`) alike, since it only looks after `/keys`.
+ */
+export function operationFromRequest(method: string, url: string): KeyVaultOperation {
+  let path: string;
+  try {
+    path = new URL(url).pathname.toLowerCase();
+  } catch {
+    return "other";
+  }
+  if (
+    path.includes("/oauth2/") ||
+    path.includes("/.well-known/openid-configuration") ||
+    path.includes("/metadata/identity/")
+  ) {
+    return "token";
+  }
+  const segments = path.split("/");
+  const at = segments.lastIndexOf("keys");
+  if (at < 0) return "other";
+  const rest = segments.slice(at + 1);
+  while (rest.length > 0 && rest[rest.length - 1] === "") rest.pop();
+  const last = rest[rest.length - 1];
+  if (method === "POST" && last !== undefined && cryptoOps.has(last)) {
+    return last as KeyVaultOperation;
+  }
+  if (method !== "GET") return "other";
+  // GET /keys, GET /keys/{name}/versions → list; GET /keys/{name}[/{version}] → get.
+  if (rest.length === 0 || (rest.length === 2 && rest[1] === "versions")) return "list";
+  return rest.length <= 2 ? "get" : "other";
+}
+
+export function outcomeFromStatus(status: number): KeyVaultOutcome {
+  if (status < 400) return "ok";
+  if (status === 429) return "throttled";
+  if (status === 401) return "unauthorized";
+  if (status === 403) return "forbidden";
+  if (status === 404) return "not_found";
+  if (status >= 500) return "server_error";
+  return "client_error";
+}
+
+const timeoutCodes: ReadonlySet<string> = new Set(["ETIMEDOUT", "ESOCKETTIMEDOUT"]);
+
+/** A try that got no HTTP response: a deadline or abort is `timeout`, anything else `network`. */
+export function outcomeFromError(error: unknown): KeyVaultOutcome {
+  if (typeof error === "object" && error !== null) {
+    const { name, code, statusCode } = error as {
+      name?: unknown;
+      code?: unknown;
+      statusCode?: unknown;
+    };
+    if (typeof statusCode === "number") return outcomeFromStatus(statusCode);
+    if (name === "AbortError" || name === "TimeoutError") return "timeout";
+    if (typeof code === "string" && timeoutCodes.has(code)) return "timeout";
+  }
+  return "network";
+}
+
+export interface MetricsPolicyOptions {
+  /**
+   * Key Vault clients send each client's first request without a token to learn the challenge;
+   * its 401 is part of authenticating, not a failure, so it is neither counted nor a "try".
+   */
+  readonly skipChallenge: boolean;
+  readonly name: string;
+}
+
+/** Tries seen per logical request: the retry policy resends the same request object. */
+const triesByRequest = new WeakMap<PipelineRequest, number>();
+
+function isChallenge(request: PipelineRequest, response: PipelineResponse): boolean {
+  return response.status === 401 && !request.headers.has("authorization");
+}
+
+/** A "perRetry" policy: runs once per try, after authentication, before the wire. */
+export function metricsPolicy(
+  observer: KeyVaultCallObserver,
+  options: MetricsPolicyOptions,
+): AdditionalPolicyConfig {
+  const policy: PipelinePolicy = {
+    name: options.name,
+    async sendRequest(request, next) {
+      const started = performance.now();
+      let outcome: KeyVaultOutcome;
+      let response: PipelineResponse;
+      try {
+        response = await next(request);
+      } catch (error) {
+        outcome = outcomeFromError(error);
+        report(observer, request, outcome, started);
+        throw error;
+      }
+      if (options.skipChallenge && isChallenge(request, response)) return response;
+      outcome = outcomeFromStatus(response.status);
+      report(observer, request, outcome, started);
+      return response;
+    },
+  };
+  return { policy, position: "perRetry" };
+}
+
+function report(
+  observer: KeyVaultCallObserver,
+  request: PipelineRequest,
+  outcome: KeyVaultOutcome,
+  started: number,
+): void {
+  const tries = (triesByRequest.get(request) ?? 0) + 1;
+  triesByRequest.set(request, tries);
+  try {
+    observer.onRequest(
+      operationFromRequest(request.method, request.url),
+      outcome,
+      (performance.now() - started) / 1000,
+      tries > 1,
+    );
+  } catch {
+    // Reporting must never change what the SDK does.
+  }
+}
+
+/** For every Key Vault client (KeyClient, CryptographyClient). */
+export function keyVaultMetricsPolicy(observer: KeyVaultCallObserver): AdditionalPolicyConfig {
+  return metricsPolicy(observer, { name: "keyvaultKmsMetricsKeyVault", skipChallenge: true });
+}
+
+/** For credentials whose pipeline takes `additionalPolicies` (Entra ID token requests). */
+export function credentialMetricsPolicy(observer: KeyVaultCallObserver): AdditionalPolicyConfig {
+  return metricsPolicy(observer, { name: "keyvaultKmsMetricsToken", skipChallenge: false });
+}
