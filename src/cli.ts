@@ -7,6 +7,7 @@ const commands: Record<string, () => Promise<Command>> = {
   emulator: async () => (await import("./commands/emulator.js")).emulatorCommand,
   dev: async () => (await import("./commands/dev.js")).devCommand,
   client: async () => (await import("./commands/client.js")).clientCommand,
+  doctor: async () => (await import("./commands/doctor.js")).doctorCommand,
 };
 
 /** The only module that touches process.*: arguments, signals, streams and the exit code. */
@@ -19,7 +20,7 @@ async function main(): Promise<number> {
   const rest = first === name ? argv.slice(1) : argv;
   if (load === undefined) {
     process.stderr.write(
-      `keyvault-kms: unknown command "${name}" (serve, emulator, dev, client; serve --help for flags)\n`,
+      `keyvault-kms: unknown command "${name}" (serve, doctor, emulator, dev, client; serve --help for flags)\n`,
     );
     return exitCodes.usage;
   }
@@ -34,6 +35,13 @@ async function main(): Promise<number> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // Without a listener, SIGUSR1 opens Node's inspector on 127.0.0.1:9229, and whoever reaches that
+  // port (anyone on the node, with the host network of a static pod) can read the seeds out of
+  // memory or run code in the plugin. A listener replaces that default. To debug, start with
+  // --inspect instead.
+  process.on("SIGUSR1", () => {
+    process.stderr.write("keyvault-kms: SIGUSR1 ignored: the inspector is not opened on signal\n");
+  });
   const io: CommandIo = {
     env: process.env,
     cwd: process.cwd(),

@@ -80,6 +80,13 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     userAgent,
     isAllowed: (ref) => allowlist.allows(ref),
     callObserver: metrics.keyVault,
+    resilience: {
+      rateLimit: config.keyVaultRateLimit,
+      burst: config.keyVaultBurst,
+      breakerThreshold: config.keyVaultBreakerThreshold,
+      breakerCoolDownMs: Math.min(500, config.keyVaultBreakerCoolDownMs),
+      breakerMaxCoolDownMs: config.keyVaultBreakerCoolDownMs,
+    },
     ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
     ...(proxyMode === undefined ? {} : { proxyMode }),
   };

@@ -77,6 +77,12 @@ export interface Config {
   /** A current seed older than this is replaced by a new one under the same key version. */
   readonly seedMaxAgeMs: number;
   readonly statusVersion: StatusVersion;
+  /** Client-side limit on Key Vault requests per second (0: none), and its burst. */
+  readonly keyVaultRateLimit: number;
+  readonly keyVaultBurst: number;
+  /** Consecutive failed Key Vault tries that open the circuit (0: no breaker), and its cool-down. */
+  readonly keyVaultBreakerThreshold: number;
+  readonly keyVaultBreakerCoolDownMs: number;
   /** Where Prometheus scrapes `/metrics`. */
   readonly metricsAddress: HttpAddress;
   readonly verbosity: number;
@@ -178,6 +184,30 @@ export const serveFlags: readonly FlagSpec[] = [
     kind: "string",
     default: "v2",
     help: "version string in Status: v2 (kube-apiserver 1.29+) or v2beta1 (1.27+)",
+  },
+  {
+    name: "keyvault-rate-limit",
+    kind: "uint",
+    default: "50",
+    help: "client-side limit on Key Vault requests per second (a request waits for a token while its deadline allows, else fails UNAVAILABLE unsent); 0 disables",
+  },
+  {
+    name: "keyvault-burst",
+    kind: "uint",
+    default: "100",
+    help: "Key Vault requests allowed at once above -keyvault-rate-limit (token bucket size)",
+  },
+  {
+    name: "keyvault-breaker-threshold",
+    kind: "uint",
+    default: "5",
+    help: "consecutive failed Key Vault requests (network, timeout, 5xx, 429; each after its retries) within 10s that open the circuit: requests then fail fast, unsent, until a probe succeeds; 0 disables",
+  },
+  {
+    name: "keyvault-breaker-cooldown",
+    kind: "duration",
+    default: "5s",
+    help: "longest wait of an open circuit before it lets one probe request through (the first wait is 500ms, doubled after each failed probe up to this)",
   },
   {
     name: "metrics-addr",
@@ -484,6 +514,20 @@ export async function parseConfig(
   const listenAddr = get("listen-addr").trim();
   const caFile = get("ca-file");
   const verbosity = parseUint("v", get("v"), 255);
+  const keyVaultRateLimit = parseUint("keyvault-rate-limit", get("keyvault-rate-limit"), 100_000);
+  const keyVaultBurst = parseUint("keyvault-burst", get("keyvault-burst"), 1_000_000);
+  const keyVaultBreakerThreshold = parseUint(
+    "keyvault-breaker-threshold",
+    get("keyvault-breaker-threshold"),
+    1000,
+  );
+  const keyVaultBreakerCoolDownMs = parseDuration(
+    "keyvault-breaker-cooldown",
+    get("keyvault-breaker-cooldown"),
+  );
+  if (keyVaultBreakerCoolDownMs < 10 || keyVaultBreakerCoolDownMs > 600_000) {
+    throw new UsageError("-keyvault-breaker-cooldown must be between 10ms and 10m");
+  }
   let metricsAddress: HttpAddress;
   try {
     metricsAddress = parseHttpAddress("metrics-addr", get("metrics-addr"));
@@ -574,6 +618,10 @@ export async function parseConfig(
     rotationPollIntervalMs,
     seedMaxAgeMs,
     statusVersion,
+    keyVaultRateLimit,
+    keyVaultBurst,
+    keyVaultBreakerThreshold,
+    keyVaultBreakerCoolDownMs,
     metricsAddress: Object.freeze(metricsAddress),
     verbosity,
     logFormatJson,
@@ -620,6 +668,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
     rotationPollInterval: `${config.rotationPollIntervalMs}ms`,
     seedMaxAge: `${config.seedMaxAgeMs}ms`,
     statusVersion: config.statusVersion,
+    keyVaultRateLimit:
+      config.keyVaultRateLimit === 0
+        ? "off"
+        : `${config.keyVaultRateLimit}/s burst ${config.keyVaultBurst}`,
+    keyVaultBreaker:
+      config.keyVaultBreakerThreshold === 0
+        ? "off"
+        : `${config.keyVaultBreakerThreshold} failures, cool-down up to ${config.keyVaultBreakerCoolDownMs}ms`,
     metricsAddr: `${config.metricsAddress.host ?? ""}:${config.metricsAddress.port}`,
     verbosity: config.verbosity,
     healthz: `${config.healthzHost.includes(":") ? `[${config.healthzHost}]` : config.healthzHost}:${config.healthzPort} (/livez, /readyz, ${config.healthzPath})`,

@@ -87,10 +87,43 @@ export function addService<Svc extends AnyGenService>(
   server.addService(serviceDefinition(service), handlers);
 }
 
+interface Wipe {
+  readonly secret: Uint8Array | undefined;
+  readonly encodedToo: boolean;
+}
+
+/** Secret bytes (plaintexts) to zero once the message that carries them has been serialized. */
+const wipes = new WeakMap<object, Wipe>();
+
+/**
+ * Zeroes `secret` (if any) as soon as `message` has been serialized, and, if `encodedToo` (the
+ * message itself carries a plaintext), the serialized bytes once grpc-js has copied them.
+ * Serialization is the last read of a response's fields, so no byte on the wire changes; a
+ * message never serialized (a call cancelled before its answer) only drops its entry with it.
+ */
+export function wipeOnceSerialized<T extends object>(
+  message: T,
+  secret: Uint8Array | undefined,
+  encodedToo: boolean,
+): T {
+  wipes.set(message, { secret, encodedToo });
+  return message;
+}
+
 function serializer(schema: DescMessage): (message: object) => Buffer {
   return (message) => {
     // ServiceHandlers (server) and typed clients guarantee the shape; toBinary checks $typeName.
     const bytes = toBinary(schema, message as MessageShape<DescMessage>);
+    const wipe = wipes.get(message);
+    if (wipe !== undefined) {
+      wipes.delete(message);
+      // toBinary has copied every field into `bytes`: the source is read no more.
+      wipe.secret?.fill(0);
+      // grpc-js (BaseServerInterceptingCall.serializeMessage) copies what this returns into its
+      // framed buffer synchronously, right after this call, and keeps no reference to it: a
+      // microtask runs only after that copy. The framed copy belongs to the HTTP/2 stream.
+      if (wipe.encodedToo) queueMicrotask(() => bytes.fill(0));
+    }
     // grpc-js copies with Buffer#copy, which a plain Uint8Array lacks: view, don't copy.
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };

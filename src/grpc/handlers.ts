@@ -2,9 +2,9 @@ import type { Server } from "@grpc/grpc-js";
 import * as v1beta1 from "../gen/v1beta1/api_pb.js";
 import * as v2 from "../gen/v2/api_pb.js";
 import * as v2alpha1 from "../gen/v2alpha1/api_pb.js";
-import { KmsError } from "../kms/index.js";
+import { isHandedOver, KmsError } from "../kms/index.js";
 import type { KmsService } from "../kms/index.js";
-import { addService } from "./bridge.js";
+import { addService, wipeOnceSerialized } from "./bridge.js";
 import type { ServiceHandlers } from "./bridge.js";
 import { unaryAsync, unarySync } from "./unary.js";
 import type { UnaryOptions } from "./unary.js";
@@ -91,13 +91,14 @@ function v2FamilyHandlers(
       api,
       "Encrypt",
       (request: v2.EncryptRequest, ctx): v2.EncryptResponse => {
-        const result = kms.encrypt(request.plaintext, ctx);
-        return {
+        const result = sealing(request.plaintext, () => kms.encrypt(request.plaintext, ctx));
+        const response: v2.EncryptResponse = {
           $typeName: types.encrypt,
           ciphertext: result.ciphertext,
           keyId: result.keyId,
           annotations: recordFromMap(result.annotations),
         };
+        return wipeOnceSerialized(response, request.plaintext, false);
       },
       options,
     ),
@@ -113,7 +114,8 @@ function v2FamilyHandlers(
           },
           ctx,
         ),
-      (plaintext): v2.DecryptResponse => ({ $typeName: types.decrypt, plaintext }),
+      (plaintext): v2.DecryptResponse =>
+        wipeOnceSerialized({ $typeName: types.decrypt, plaintext }, owned(plaintext), true),
       options,
     ),
   };
@@ -145,10 +147,15 @@ function v1beta1Handlers(options: KmsHandlersOptions): ServiceHandlers<V1beta1Se
     encrypt: unarySync(
       "v1beta1",
       "Encrypt",
-      (request: v1beta1.EncryptRequest, ctx): v1beta1.EncryptResponse => ({
-        $typeName: "v1beta1.EncryptResponse",
-        cipher: kms.encrypt(request.plain, ctx).ciphertext,
-      }),
+      (request: v1beta1.EncryptRequest, ctx): v1beta1.EncryptResponse =>
+        wipeOnceSerialized(
+          {
+            $typeName: "v1beta1.EncryptResponse",
+            cipher: sealing(request.plain, () => kms.encrypt(request.plain, ctx)).ciphertext,
+          },
+          request.plain,
+          false,
+        ),
       options,
     ),
     decrypt: unaryAsync(
@@ -156,13 +163,33 @@ function v1beta1Handlers(options: KmsHandlersOptions): ServiceHandlers<V1beta1Se
       "Decrypt",
       (request: v1beta1.DecryptRequest, ctx) =>
         kms.decrypt({ ciphertext: request.cipher, keyId: "", annotations: noAnnotations }, ctx),
-      (plain): v1beta1.DecryptResponse => ({ $typeName: "v1beta1.DecryptResponse", plain }),
+      (plain): v1beta1.DecryptResponse =>
+        wipeOnceSerialized({ $typeName: "v1beta1.DecryptResponse", plain }, owned(plain), true),
       options,
     ),
   };
 }
 
 const noAnnotations: ReadonlyMap<string, Uint8Array> = new Map();
+
+/** A Decrypt result the service handed over (kms/handoff.ts): ours to zero once it is sent. */
+function owned(plaintext: Uint8Array): Uint8Array | undefined {
+  return isHandedOver(plaintext) ? plaintext : undefined;
+}
+
+/**
+ * Runs an Encrypt; if it fails, zeroes the request's plaintext now (on success the response
+ * zeroes it once serialized: a service may hand back a view of it, as test doubles do). The
+ * plaintext is a view into grpc-js's copy of the received message, which nothing reads again.
+ */
+function sealing<T>(plaintext: Uint8Array, run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    plaintext.fill(0);
+    throw error;
+  }
+}
 
 function mapFromRecord(record: { [key: string]: Uint8Array }): ReadonlyMap<string, Uint8Array> {
   const entries = Object.entries(record);

@@ -1,5 +1,5 @@
 import type { handleUnaryCall, sendUnaryData } from "@grpc/grpc-js";
-import { isKmsError, KmsError } from "../kms/index.js";
+import { isHandedOver, isKmsError, KmsError } from "../kms/index.js";
 import type { CallContext, KmsApi, KmsErrorCode } from "../kms/index.js";
 import { MalformedRequest } from "./bridge.js";
 import { abortReasonOf, GrpcCallContext } from "./call-context.js";
@@ -103,6 +103,9 @@ export function unaryAsync<Req extends object, Out, Res>(
       (result) => {
         ctx.settle();
         if (call.cancelled) {
+          // Nobody will receive it: a plaintext the service handed over is zeroed now, not left
+          // to the garbage collector.
+          if (result instanceof Uint8Array && isHandedOver(result)) result.fill(0);
           aborted(call, api, method, uid, started, options);
           return;
         }

@@ -65,10 +65,18 @@ export async function loadClientCertificate(path: string, password: string): Pro
     const code = (err as NodeJS.ErrnoException).code ?? "error";
     throw new ClientCertificateError(`cannot read the client certificate ${path} (${code})`);
   }
-  const text = data.toString("latin1");
-  const parts = text.includes("-----BEGIN ")
-    ? fromPem(text, path, password)
-    : fromPkcs12(data, path, password);
+  let parts: CertificateParts;
+  try {
+    const text = data.toString("latin1");
+    parts = text.includes("-----BEGIN ")
+      ? fromPem(text, path, password)
+      : fromPkcs12(data, path, password);
+  } finally {
+    // The file's bytes may hold the key in the clear (PEM, password-less PFX); the KeyObject is
+    // what is used from here. (Strings made on the way, and the PEM the SDK needs, cannot be
+    // zeroed: JavaScript strings are immutable.)
+    data.fill(0);
+  }
   return assemble(parts, path);
 }
 
@@ -136,7 +144,13 @@ function fromPkcs12(data: Buffer, path: string, password: string): CertificatePa
     keyBag.key !== undefined && keyBag.key !== null
       ? f.pki.wrapRsaPrivateKey(f.pki.privateKeyToAsn1(keyBag.key))
       : keyBag.asn1;
-  const key = createPrivateKey({ key: der(f, keyInfo), format: "der", type: "pkcs8" });
+  const keyDer = der(f, keyInfo);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: keyDer, format: "der", type: "pkcs8" });
+  } finally {
+    keyDer.fill(0); // the unencrypted private key; OpenSSL holds its own copy now
+  }
   const certificates = bags("certBag").map((bag) => {
     const asn1Cert =
       bag.cert !== undefined && bag.cert !== null ? f.pki.certificateToAsn1(bag.cert) : bag.asn1;

@@ -10,6 +10,7 @@ import {
   keyVaultMetricsPolicy,
   type KeyVaultCallObserver,
 } from "./metrics-policy.js";
+import { createResilience, type KeyVaultResilience } from "./resilience.js";
 
 export interface ClientOptionsInput {
   readonly vaultHost: string;
@@ -20,6 +21,8 @@ export interface ClientOptionsInput {
   readonly proxyMode?: ProxyModeSettings;
   /** Sees every try sent to Key Vault (metrics, reachability). */
   readonly callObserver?: KeyVaultCallObserver;
+  /** Retries, rate limit and circuit breaker shared by every client (default: their defaults). */
+  readonly resilience?: KeyVaultResilience;
 }
 
 /** Loopback hosts: an explicitly configured local endpoint, never a real vault. */
@@ -37,10 +40,13 @@ export function keyVaultClientOptions(input: ClientOptionsInput) {
   return {
     disableChallengeResourceVerification: isLoopbackHost(input.vaultHost),
     ...tlsOptions(input.caPem),
-    // Deadlines are kube-apiserver's (3 s by default); the SDK's 1 s..64 s backoff would outlive them.
-    retryOptions: { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 },
+    // The SDK's retry (1 s..64 s, and none for a 429 without Retry-After) is replaced by the
+    // deadline-aware one in resilience.ts.
+    retryOptions: { maxRetries: 0 },
     userAgentOptions: { userAgentPrefix: input.userAgent },
     ...policies(
+      // perCall: runs once per logical request, around the auth policy and every try.
+      (input.resilience ?? createResilience()).policy,
       // First, so it times the whole try and sees the client URL, not the proxy-mode rewrite.
       input.callObserver === undefined ? undefined : keyVaultMetricsPolicy(input.callObserver),
       input.proxyMode === undefined

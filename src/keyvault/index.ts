@@ -4,6 +4,8 @@ export { createCredential, describeIdentity } from "./credentials.js";
 export type { IdentitySettings } from "./credentials.js";
 export { kmsErrorFromAzure } from "./errors.js";
 export { isLoopbackHost } from "./client-options.js";
+export { readKeyDetails } from "./key-details.js";
+export type { KeyDetails, KeyDetailsInput } from "./key-details.js";
 export {
   keyVaultOperations,
   keyVaultOutcomes,

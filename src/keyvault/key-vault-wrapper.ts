@@ -23,6 +23,16 @@ import {
   type VersionInfo,
 } from "./key-versions.js";
 import { loadKey, LoadedKeys, type LoadedKey } from "./loaded-keys.js";
+import {
+  createResilience,
+  deadlineSignal,
+  defaultResilience,
+  type ResilienceSettings,
+} from "./resilience.js";
+import { SingleFlight } from "./single-flight.js";
+
+/** Bound on one refresh (list + GETs), which no caller's deadline limits. */
+export const DEFAULT_REFRESH_TIMEOUT_MS = 30_000;
 
 export interface KeyVaultWrapperOptions {
   readonly vaultUrl: string;
@@ -40,8 +50,11 @@ export interface KeyVaultWrapperOptions {
   readonly maxVersionClients?: number;
   /** The Go plugin's `--proxy-mode`: every Key Vault request goes through that HTTP proxy. */
   readonly proxyMode?: ProxyModeSettings;
-  /** Sees every try sent to Key Vault (metrics). */
+  /** Sees every try sent to Key Vault (metrics), rate limiting and the circuit state. */
   readonly callObserver?: KeyVaultCallObserver;
+  /** Retries, rate limit and circuit breaker (defaults: `defaultResilience`). */
+  readonly resilience?: Partial<ResilienceSettings>;
+  readonly refreshTimeoutMs?: number;
 }
 
 export type KeyVaultWrapper = KeyWrapper;
@@ -50,7 +63,18 @@ const allDeleted = (): RevocationReason => "deleted";
 const deletedState: KeyState = { current: undefined, versions: [], revocation: allDeleted };
 
 export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVaultWrapper {
-  const clientOptions = keyVaultClientOptions(options);
+  const observer = options.callObserver;
+  const resilience = createResilience(
+    { ...defaultResilience, ...options.resilience },
+    {
+      onRateLimited: (outcome) => observer?.onRateLimited?.(outcome),
+      onCircuitState: (state) => observer?.onCircuitState?.(state),
+    },
+  );
+  // One policy instance for every client: one limiter and one breaker per plugin.
+  const clientOptions = keyVaultClientOptions({ ...options, resilience });
+  const refreshTimeoutMs = options.refreshTimeoutMs ?? DEFAULT_REFRESH_TIMEOUT_MS;
+  const refreshes = new SingleFlight<KeyState>();
   const keys = new KeyClient(options.vaultUrl, options.credential, clientOptions);
   const name = options.keyName;
   const pinned = options.keyVersion.toLowerCase();
@@ -72,11 +96,13 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
   let lastRevocation: (version: string) => RevocationReason | undefined = () => undefined;
 
   /** Every version's state, or "deleted" when Key Vault says the key itself is gone. */
-  async function listVersions(): Promise<Map<string, VersionInfo> | "deleted"> {
+  async function listVersions(
+    abortSignal: AbortSignal,
+  ): Promise<Map<string, VersionInfo> | "deleted"> {
     const now = new Date();
     const versions = new Map<string, VersionInfo>();
     try {
-      for await (const p of keys.listPropertiesOfKeyVersions(name)) {
+      for await (const p of keys.listPropertiesOfKeyVersions(name, { abortSignal })) {
         const info = versionInfo(p, now);
         if (info !== undefined) versions.set(info.version, info);
       }
@@ -87,9 +113,12 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
     return versions;
   }
 
-  async function getKey(version?: string): Promise<KeyVaultKey> {
+  async function getKey(abortSignal: AbortSignal, version?: string): Promise<KeyVaultKey> {
     try {
-      return await keys.getKey(name, version === undefined ? {} : { version });
+      return await keys.getKey(
+        name,
+        version === undefined ? { abortSignal } : { version, abortSignal },
+      );
     } catch (err) {
       throw kmsErrorFromAzure(err, `reading key ${name}/${version ?? "(current)"}`);
     }
@@ -105,13 +134,17 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
    * Versions created within the same second: Key Vault's own current version (the version-less
    * GET) wins if it is one of them; otherwise the greatest version string, the same on every node.
    */
-  async function settle(tied: string[], all: Iterable<string>): Promise<string> {
+  async function settle(
+    tied: string[],
+    all: Iterable<string>,
+    signal: AbortSignal,
+  ): Promise<string> {
     // Any new version may change Key Vault's answer, so the memo is keyed by every version too.
     const id = `${tied.join(",")}|${[...all].sort().join(",")}`;
     if (settledTie?.tied === id) return settledTie.version;
     let latest: KeyVaultKey | undefined;
     try {
-      latest = await getKey();
+      latest = await getKey(signal);
     } catch (err) {
       // A key-state answer (e.g. its latest version is disabled) just means "not one of these".
       if (!(err instanceof KmsError) || err.code !== "FAILED_PRECONDITION") throw err;
@@ -129,7 +162,10 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
     return chosen;
   }
 
-  async function select(versions: Map<string, VersionInfo>): Promise<string | undefined> {
+  async function select(
+    versions: Map<string, VersionInfo>,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
     if (pinned !== "") {
       const info = versions.get(pinned);
       if (info === undefined) {
@@ -143,7 +179,7 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
     }
     const tied = newestUsable(versions.values());
     if (tied.length <= 1) return tied[0];
-    return settle(tied, versions.keys());
+    return settle(tied, versions.keys(), signal);
   }
 
   function clientFor(ref: KeyReference): CryptographyClient {
@@ -164,27 +200,32 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
     return client;
   }
 
+  /** One refresh (list, then GETs as needed), under its own deadline. */
+  async function refreshOnce(bound: AbortSignal): Promise<KeyState> {
+    const signal = deadlineSignal(refreshTimeoutMs, `refreshing key ${name}`, bound);
+    const versions = await listVersions(signal);
+    if (versions === "deleted") {
+      settledTie = undefined;
+      lastRevocation = allDeleted;
+      return deletedState;
+    }
+    const version = await select(versions, signal);
+    let current: KeyReference | undefined;
+    if (version !== undefined) {
+      current = (loaded.use(version) ?? load(await getKey(signal, version))).ref;
+    }
+    const revocation = (v: string) => revocationOf(versions.get(v.toLowerCase()));
+    lastRevocation = revocation;
+    return {
+      current,
+      versions: newestFirst(versions, current?.keyName ?? name, options.vaultHost),
+      revocation,
+    };
+  }
+
   return {
-    async refresh() {
-      const versions = await listVersions();
-      if (versions === "deleted") {
-        settledTie = undefined;
-        lastRevocation = allDeleted;
-        return deletedState;
-      }
-      const version = await select(versions);
-      let current: KeyReference | undefined;
-      if (version !== undefined) {
-        current = (loaded.use(version) ?? load(await getKey(version))).ref;
-      }
-      const revocation = (v: string) => revocationOf(versions.get(v.toLowerCase()));
-      lastRevocation = revocation;
-      return {
-        current,
-        versions: newestFirst(versions, current?.keyName ?? name, options.vaultHost),
-        revocation,
-      };
-    },
+    // Concurrent refreshes (start-up retry, poll, rotation) share one list and its GETs.
+    refresh: () => refreshes.run("refresh", undefined, refreshOnce),
 
     async wrap(seed, key) {
       const entry = loaded.get(key.keyVersion);

@@ -13,6 +13,11 @@ import {
 import { KmsError } from "../kms/errors.js";
 import type { KeyReference, LegacyAlgorithm, UnwrapOptions } from "../kms/key-wrapper.js";
 import { kmsErrorFromAzure } from "./errors.js";
+import { deadlineSignal } from "./resilience.js";
+import { SingleFlight } from "./single-flight.js";
+
+/** Bound on one shared legacy decrypt, whichever callers wait on it. */
+const legacyDecryptTimeoutMs = 30_000;
 
 export interface LegacyDecryptOptions {
   /** `https://host[:port]`, no trailing slash. */
@@ -55,6 +60,8 @@ function remoteOnlyClient(
 export function createLegacyDecrypt(options: LegacyDecryptOptions): LegacyDecryptFn {
   const max = options.maxClients ?? 64;
   const clients = new Map<string, CryptographyClient>();
+  // Concurrent Decrypts of one Go-plugin ciphertext send one Key Vault decrypt.
+  const flights = new SingleFlight<Uint8Array>();
 
   function clientFor(ref: KeyReference): CryptographyClient {
     const kid = `${options.vaultUrl}/keys/${ref.keyName}/${ref.keyVersion}`;
@@ -85,13 +92,26 @@ export function createLegacyDecrypt(options: LegacyDecryptOptions): LegacyDecryp
       );
     }
     const what = `decrypt (${algorithm}) with ${key.keyName}/${key.keyVersion}`;
-    const signal = decryptOptions?.signal;
+    const flightKey = [
+      key.vaultHost,
+      key.keyName.toLowerCase(),
+      key.keyVersion.toLowerCase(),
+      algorithm,
+      Buffer.from(ciphertext).toString("base64"),
+    ].join("|");
     try {
-      const result = await clientFor(key).decrypt(
-        { algorithm, ciphertext },
-        signal === undefined ? {} : { abortSignal: signal },
+      return await flights.run(
+        flightKey,
+        decryptOptions?.signal,
+        async (shared) => {
+          const abortSignal = deadlineSignal(legacyDecryptTimeoutMs, what, shared);
+          const result = await clientFor(key).decrypt({ algorithm, ciphertext }, { abortSignal });
+          // Every waiter copies the plaintext in a microtask; then the shared one is zeroed.
+          setImmediate(() => result.result.fill(0));
+          return result.result;
+        },
+        (plaintext) => Uint8Array.from(plaintext),
       );
-      return result.result;
     } catch (err) {
       const error = kmsErrorFromAzure(err, what);
       // The Go plugin's permissions were encrypt/decrypt, not the wrapKey/unwrapKey ours name.

@@ -37,9 +37,13 @@ export interface KeyVaultCallObserver {
     operation: KeyVaultOperation,
     outcome: KeyVaultOutcome,
     durationSeconds: number,
-    /** A second or later try of the same logical request (the SDK's retry policy resent it). */
+    /** A second or later try of the same logical request (the retry policy resent it). */
     isRetry: boolean,
   ): void;
+  /** A request waited for a rate-limit token ("delayed") or was refused unsent ("rejected"). */
+  onRateLimited?(outcome: "delayed" | "rejected"): void;
+  /** The circuit breaker changed state: 0 closed, 1 half-open, 2 open. */
+  onCircuitState?(state: 0 | 1 | 2): void;
 }
 
 const cryptoOps: ReadonlySet<string> = new Set(["wrapkey", "unwrapkey", "encrypt", "decrypt"]);

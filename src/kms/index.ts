@@ -13,6 +13,7 @@ export {
   type EnvelopeParts,
 } from "./envelope.js";
 export { isKmsError, KmsError, toKmsError, type KmsErrorCode } from "./errors.js";
+export { handOver, isHandedOver } from "./handoff.js";
 export { keyIdFromUrl, keyIdOf, keyUrl } from "./key-id.js";
 export type {
   KeyReference,

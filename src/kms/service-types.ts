@@ -41,5 +41,6 @@ export interface KmsService {
    */
   status(): StatusResult;
   encrypt(plaintext: Uint8Array, ctx: CallContext): EncryptResult;
+  /** A plaintext marked by handOver (handoff.ts) is the caller's to zero once it has sent it. */
   decrypt(input: DecryptInput, ctx: CallContext): Promise<Uint8Array>;
 }

@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { KeyVaultCallObserver } from "../keyvault/index.js";
 
 /** 1 ms to ~16 s, doubling: a warm wrap takes a few ms, a throttled or cold one seconds. */
@@ -27,15 +27,34 @@ export function createKeyVaultMetrics(registry: Registry): KeyVaultCallObserver 
   });
   const retries = new Counter({
     name: "azurekms_keyvault_retries_total",
-    help: "Tries after the first of one logical request (the SDK's retry policy resent it)",
+    help: "Tries after the first of one logical request (the plugin's retry policy resent it)",
     labelNames: ["operation"] as const,
     registers: [registry],
   });
+  const rateLimited = new Counter({
+    name: "azurekms_keyvault_ratelimited_total",
+    help: "Key Vault requests held by the client-side rate limiter: delayed for a token, or rejected unsent (the deadline would pass first)",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  const circuit = new Gauge({
+    name: "azurekms_keyvault_circuit_state",
+    help: "Key Vault circuit breaker: 0 closed, 1 half-open (one probe in flight), 2 open (requests fail fast, unsent)",
+    registers: [registry],
+  });
+  circuit.set(0);
+  for (const outcome of ["delayed", "rejected"]) rateLimited.inc({ outcome }, 0);
   return {
     onRequest(operation, outcome, durationSeconds, isRetry) {
       duration.observe({ operation, outcome }, durationSeconds);
       requests.inc({ operation, outcome });
       if (isRetry) retries.inc({ operation });
+    },
+    onRateLimited(outcome) {
+      rateLimited.inc({ outcome });
+    },
+    onCircuitState(state) {
+      circuit.set(state);
     },
   };
 }

@@ -1,0 +1,579 @@
+/**
+ * How the plugin talks to Key Vault under faults: one "perCall" pipeline policy shared by every
+ * Key Vault client (KeyClient, CryptographyClient, legacy decrypt) that gates each HTTP try through
+ * a circuit breaker and a token bucket, bounds it with a per-try timeout, and retries with
+ * deadline-aware backoff. The SDK's own retry policy is switched off (maxRetries 0).
+ *
+ * Why a pipeline policy and not a `retrying(op)` wrapper: it sees every HTTP try, including the
+ * ones the SDK makes on its own (a CryptographyClient's GET, each page of a list), and the response
+ * itself (status, Retry-After), so the limiter and the breaker count real requests, and a retried
+ * list page does not restart the listing. It sits before the Key Vault auth policy, so a request
+ * the breaker or the limiter refuses never asks the token endpoint either.
+ */
+import type { PipelinePolicy, PipelineRequest, PipelineResponse } from "@azure/core-rest-pipeline";
+import { KmsError } from "../kms/errors.js";
+import type { AdditionalPolicyConfig } from "./proxy-mode.js";
+
+/** A clock and timers, injectable for tests. */
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => performance.now() };
+
+// ---------------------------------------------------------------------------------------------
+// Deadlines
+
+/** Deadlines (performance.now() ms) of signals made by `deadlineSignal`. */
+const deadlines = new WeakMap<AbortSignal, number>();
+
+/**
+ * A signal that aborts after `ms` (or with `parent`), whose deadline the retry policy can read:
+ * it then never starts a backoff it cannot finish. The reason is an UNAVAILABLE KmsError.
+ */
+export function deadlineSignal(ms: number, what: string, parent?: AbortSignal): AbortSignal {
+  const controller = new AbortController();
+  const timer = setTimeout(() => {
+    controller.abort(
+      new KmsError("UNAVAILABLE", `${what}: Key Vault did not answer within ${ms} ms`),
+    );
+  }, ms);
+  timer.unref();
+  controller.signal.addEventListener(
+    "abort",
+    () => {
+      clearTimeout(timer);
+    },
+    { once: true },
+  );
+  if (parent !== undefined) {
+    if (parent.aborted) controller.abort(parent.reason);
+    else
+      parent.addEventListener(
+        "abort",
+        () => {
+          controller.abort(parent.reason);
+        },
+        { once: true },
+      );
+  }
+  deadlines.set(controller.signal, performance.now() + ms);
+  return controller.signal;
+}
+
+export function knownDeadline(signal: AbortSignal | undefined): number | undefined {
+  return signal === undefined ? undefined : deadlines.get(signal);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backoff
+
+/** "Full jitter": uniform in [0, min(cap, base·2^attempt)], so retrying clients spread out. */
+export function backoffDelay(
+  attempt: number,
+  baseMs: number,
+  capMs: number,
+  random: () => number = Math.random,
+): number {
+  return random() * Math.min(capMs, baseMs * 2 ** attempt);
+}
+
+interface HeaderBag {
+  get(name: string): string | undefined;
+}
+
+/** Retry-After (seconds or HTTP date), retry-after-ms or x-ms-retry-after-ms, in ms. */
+export function retryAfterMs(
+  headers: HeaderBag | undefined,
+  nowEpochMs = Date.now(),
+): number | undefined {
+  if (headers === undefined) return undefined;
+  for (const name of ["retry-after-ms", "x-ms-retry-after-ms"]) {
+    const raw = headers.get(name);
+    if (raw !== undefined && /^\d+(\.\d+)?$/.test(raw.trim())) return Number(raw.trim());
+  }
+  const raw = headers.get("retry-after")?.trim();
+  if (raw === undefined || raw === "") return undefined;
+  if (/^\d+(\.\d+)?$/.test(raw)) return Number(raw) * 1000;
+  const date = Date.parse(raw);
+  return Number.isFinite(date) ? Math.max(0, date - nowEpochMs) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token bucket
+
+/**
+ * `rate` tokens per second up to `burst`. A request reserves a token, possibly one that only
+ * exists in the future (the bucket goes negative): its wait is then known at once, and a request
+ * whose wait would outlive its deadline is refused without taking anything.
+ */
+export class TokenBucket {
+  readonly #rate: number;
+  readonly #burst: number;
+  readonly #clock: Clock;
+  #tokens: number;
+  #at: number;
+
+  constructor(ratePerSecond: number, burst: number, clock: Clock = systemClock) {
+    if (!(ratePerSecond > 0)) throw new RangeError("rate must be positive");
+    this.#rate = ratePerSecond;
+    this.#burst = Math.max(1, burst);
+    this.#clock = clock;
+    this.#tokens = this.#burst;
+    this.#at = clock.now();
+  }
+
+  #refill(): void {
+    const now = this.#clock.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) * this.#rate) / 1000);
+    this.#at = now;
+  }
+
+  /** Reserves one token: the ms to wait for it, or undefined (nothing taken) if over `maxWaitMs`. */
+  reserve(maxWaitMs: number): number | undefined {
+    this.#refill();
+    const wait = this.#tokens >= 1 ? 0 : ((1 - this.#tokens) * 1000) / this.#rate;
+    if (wait > maxWaitMs) return undefined;
+    this.#tokens -= 1;
+    return wait;
+  }
+
+  /** Gives back a reserved token its request never used (its caller gave up while waiting). */
+  refund(): void {
+    this.#refill();
+    this.#tokens = Math.min(this.#burst, this.#tokens + 1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Circuit breaker
+
+export const CircuitState = { closed: 0, halfOpen: 1, open: 2 } as const;
+export type CircuitStateValue = (typeof CircuitState)[keyof typeof CircuitState];
+
+export interface BreakerSettings {
+  /** Consecutive failed requests (each after its retries) of the outage kind that open it. */
+  readonly threshold: number;
+  /** Failures further apart than this do not add up. */
+  readonly windowMs: number;
+  /** First cool-down; doubled after each failed probe, up to maxCoolDownMs. */
+  readonly coolDownMs: number;
+  readonly maxCoolDownMs: number;
+}
+
+export type Admission = "pass" | "probe" | "reject";
+
+export class CircuitBreaker {
+  readonly #s: BreakerSettings;
+  readonly #clock: Clock;
+  readonly #onState: (state: CircuitStateValue) => void;
+  #state: CircuitStateValue = CircuitState.closed;
+  #failures = 0;
+  #lastFailureAt = -Infinity;
+  #openedAt = 0;
+  #coolDownMs: number;
+  #probing = false;
+
+  constructor(
+    settings: BreakerSettings,
+    clock: Clock = systemClock,
+    onState: (state: CircuitStateValue) => void = () => undefined,
+  ) {
+    this.#s = settings;
+    this.#clock = clock;
+    this.#onState = onState;
+    this.#coolDownMs = settings.coolDownMs;
+  }
+
+  get state(): CircuitStateValue {
+    return this.#state;
+  }
+
+  /** ms until an open circuit lets a probe through (0 when it would now). */
+  get retryInMs(): number {
+    if (this.#state !== CircuitState.open) return 0;
+    return Math.max(0, this.#openedAt + this.#coolDownMs - this.#clock.now());
+  }
+
+  /** May a try be sent? "probe": yes, as the one try that decides whether to close. */
+  admit(): Admission {
+    if (this.#state === CircuitState.closed) return "pass";
+    if (this.#state === CircuitState.open && this.retryInMs === 0) {
+      this.#set(CircuitState.halfOpen);
+      this.#probing = true;
+      return "probe";
+    }
+    return "reject";
+  }
+
+  /** A try got an answer that proves Key Vault is there (2xx, and also 4xx such as 403/404). */
+  success(): void {
+    this.#failures = 0;
+    this.#probing = false;
+    this.#coolDownMs = this.#s.coolDownMs;
+    if (this.#state !== CircuitState.closed) this.#set(CircuitState.closed);
+  }
+
+  /** A try failed the way an outage does (network, timeout, 5xx, 429). */
+  failure(): void {
+    const now = this.#clock.now();
+    if (this.#state === CircuitState.halfOpen) {
+      this.#probing = false;
+      this.#coolDownMs = Math.min(this.#s.maxCoolDownMs, this.#coolDownMs * 2);
+      this.#open(now);
+      return;
+    }
+    if (this.#state === CircuitState.open) return;
+    if (now - this.#lastFailureAt > this.#s.windowMs) this.#failures = 0;
+    this.#failures++;
+    this.#lastFailureAt = now;
+    if (this.#failures >= this.#s.threshold) this.#open(now);
+  }
+
+  /** An admitted probe was never sent (refused by the limiter): let the next request probe. */
+  release(): void {
+    if (this.#state === CircuitState.halfOpen && this.#probing) {
+      this.#probing = false;
+      this.#openedAt = this.#clock.now() - this.#coolDownMs;
+      this.#set(CircuitState.open);
+    }
+  }
+
+  #open(now: number): void {
+    this.#openedAt = now;
+    this.#failures = 0;
+    this.#set(CircuitState.open);
+  }
+
+  #set(state: CircuitStateValue): void {
+    this.#state = state;
+    try {
+      this.#onState(state);
+    } catch {
+      // Reporting must never change what the breaker does.
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classifying a try
+
+export interface TryVerdict {
+  /** Worth another try (transient). */
+  readonly retry: boolean;
+  /** Counts toward opening the circuit. */
+  readonly outage: boolean;
+  /** The server said when to come back. */
+  readonly retryAfterMs?: number;
+}
+
+const retryableNetworkCodes: ReadonlySet<string> = new Set([
+  "REQUEST_SEND_ERROR",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ESOCKETTIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_SOCKET",
+]);
+
+/** Identity errors: the credential has its own retry, and a refused identity is not an outage. */
+const identityErrorNames: ReadonlySet<string> = new Set([
+  "AuthenticationError",
+  "AuthenticationRequiredError",
+  "CredentialUnavailableError",
+  "IdentitySetupError",
+]);
+
+export function verdictForStatus(status: number, headers?: HeaderBag): TryVerdict {
+  if (status === 429 || status === 503) {
+    const after = retryAfterMs(headers);
+    return { retry: true, outage: true, ...(after === undefined ? {} : { retryAfterMs: after }) };
+  }
+  if (status === 408 || (status >= 500 && status !== 501 && status !== 505)) {
+    return { retry: true, outage: true };
+  }
+  return { retry: false, outage: false };
+}
+
+export function verdictForError(error: unknown): TryVerdict {
+  if (typeof error !== "object" || error === null) return { retry: false, outage: true };
+  const e = error as {
+    name?: unknown;
+    code?: unknown;
+    statusCode?: unknown;
+    message?: unknown;
+    response?: { headers?: HeaderBag };
+  };
+  if (e instanceof KmsError) return { retry: false, outage: false };
+  if (typeof e.name === "string" && identityErrorNames.has(e.name)) {
+    // The token endpoint failing (5xx, unreachable) is an outage for us; a refusal is not.
+    const status = typeof e.statusCode === "number" ? e.statusCode : undefined;
+    const message = typeof e.message === "string" ? e.message : "";
+    const outage =
+      (status !== undefined && (status >= 500 || status === 429)) ||
+      /^(temporarily_unavailable|server_error)\b/.test(message) ||
+      e.name === "CredentialUnavailableError";
+    return { retry: false, outage };
+  }
+  if (typeof e.statusCode === "number") return verdictForStatus(e.statusCode, e.response?.headers);
+  if (e.name === "AbortError" || e.name === "TimeoutError") return { retry: true, outage: true };
+  const code = typeof e.code === "string" ? e.code : "";
+  return { retry: retryableNetworkCodes.has(code), outage: true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The policy
+
+export interface ResilienceSettings {
+  /** Tries per HTTP request, the first included. */
+  readonly maxTries: number;
+  readonly backoffBaseMs: number;
+  readonly backoffCapMs: number;
+  /** A Retry-After longer than this is not waited for (the request fails at once). */
+  readonly maxRetryAfterMs: number;
+  /** One try may take this long; the request's own deadline may cut it shorter. */
+  readonly perTryTimeoutMs: number;
+  /** Bound on a request whose signal has no deadline this file knows. */
+  readonly defaultDeadlineMs: number;
+  /** Requests per second to Key Vault; 0 disables the limiter. */
+  readonly rateLimit: number;
+  readonly burst: number;
+  /** Consecutive outage-kind failed requests that open the circuit; 0 disables the breaker. */
+  readonly breakerThreshold: number;
+  readonly breakerWindowMs: number;
+  readonly breakerCoolDownMs: number;
+  readonly breakerMaxCoolDownMs: number;
+}
+
+export const defaultResilience: ResilienceSettings = {
+  maxTries: 4,
+  backoffBaseMs: 200,
+  backoffCapMs: 4_000,
+  maxRetryAfterMs: 30_000,
+  perTryTimeoutMs: 5_000,
+  defaultDeadlineMs: 30_000,
+  // Key Vault allows 4000 RSA-2048 software operations per 10 s (400/s), 500 for RSA-4096 (50/s).
+  rateLimit: 50,
+  burst: 100,
+  breakerThreshold: 5,
+  breakerWindowMs: 10_000,
+  breakerCoolDownMs: 500,
+  breakerMaxCoolDownMs: 5_000,
+};
+
+/** What the policy reports (the metrics layer implements it; must not throw). */
+export interface ResilienceObserver {
+  onRateLimited?(outcome: "delayed" | "rejected"): void;
+  onCircuitState?(state: CircuitStateValue): void;
+}
+
+export interface ResilienceDeps {
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  /** Waits `ms`, rejecting when `signal` aborts. */
+  readonly sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
+}
+
+export function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new Error("aborted"));
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new Error("aborted"));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+const policyName = "keyvaultKmsResilience";
+
+export interface KeyVaultResilience {
+  readonly policy: AdditionalPolicyConfig;
+  readonly breaker: CircuitBreaker | undefined;
+}
+
+export function createResilience(
+  settings: ResilienceSettings = defaultResilience,
+  observer: ResilienceObserver = {},
+  deps: ResilienceDeps = {},
+): KeyVaultResilience {
+  const clock = deps.clock ?? systemClock;
+  const random = deps.random ?? Math.random;
+  const sleep = deps.sleep ?? abortableSleep;
+  const bucket =
+    settings.rateLimit > 0 ? new TokenBucket(settings.rateLimit, settings.burst, clock) : undefined;
+  const breaker =
+    settings.breakerThreshold > 0
+      ? new CircuitBreaker(
+          {
+            threshold: settings.breakerThreshold,
+            windowMs: settings.breakerWindowMs,
+            coolDownMs: settings.breakerCoolDownMs,
+            maxCoolDownMs: settings.breakerMaxCoolDownMs,
+          },
+          clock,
+          (state) => observer.onCircuitState?.(state),
+        )
+      : undefined;
+  const report = (outcome: "delayed" | "rejected"): void => {
+    try {
+      observer.onRateLimited?.(outcome);
+    } catch {
+      // Reporting must never change what the policy does.
+    }
+  };
+
+  /** Waits for a token while the deadline allows; otherwise fails without sending. */
+  async function takeToken(signal: AbortSignal | undefined, deadline: number): Promise<void> {
+    if (bucket === undefined) return;
+    const wait = bucket.reserve(Math.max(0, deadline - clock.now()));
+    if (wait === undefined) {
+      report("rejected");
+      throw rateLimited();
+    }
+    if (wait <= 0) return;
+    report("delayed");
+    try {
+      await sleep(wait, signal);
+    } catch {
+      bucket.refund();
+      throw rateLimited();
+    }
+  }
+
+  async function send(
+    request: PipelineRequest,
+    next: (r: PipelineRequest) => Promise<PipelineResponse>,
+  ) {
+    // Always a DOM AbortSignal here: the wrapper passes real ones (AbortSignalLike is its subset).
+    const outer = request.abortSignal as AbortSignal | undefined;
+    const started = clock.now();
+    const deadline = knownDeadline(outer) ?? started + settings.defaultDeadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      if (outer?.aborted) throw abortedError();
+      const admission = breaker?.admit() ?? "pass";
+      if (admission === "reject") throw circuitOpen(breaker?.retryInMs ?? 0);
+      try {
+        await takeToken(outer, deadline);
+      } catch (error) {
+        if (admission === "probe") breaker?.release();
+        throw error;
+      }
+      const outcome = await oneTry(request, next, outer, deadline);
+      const finish = (failed: boolean): PipelineResponse => {
+        // The breaker counts requests, each after its retries, so that one request's retries
+        // alone never open it; a failed probe re-opens it at once.
+        if (failed) breaker?.failure();
+        if (outcome.response === undefined) throw outcome.error;
+        return outcome.response;
+      };
+      if (outer?.aborted && outcome.response === undefined) {
+        // The caller gave up: this try says nothing about Key Vault.
+        if (admission === "probe") breaker?.release();
+        return finish(false);
+      }
+      if (!outcome.verdict.outage) {
+        if (outcome.answered) breaker?.success();
+        else if (admission === "probe") breaker?.release();
+        return finish(false);
+      }
+      if (admission === "probe" || !outcome.verdict.retry || attempt + 1 >= settings.maxTries) {
+        return finish(true);
+      }
+      const retryAfter = outcome.verdict.retryAfterMs;
+      if (retryAfter !== undefined && retryAfter > settings.maxRetryAfterMs) return finish(true);
+      const delay =
+        retryAfter ?? backoffDelay(attempt, settings.backoffBaseMs, settings.backoffCapMs, random);
+      // Never sleep past the deadline: a retry that cannot be sent in time is not started.
+      if (clock.now() + delay >= deadline) return finish(true);
+      try {
+        await sleep(delay, outer);
+      } catch {
+        return finish(true);
+      }
+    }
+  }
+
+  interface TryOutcome {
+    readonly response?: PipelineResponse;
+    readonly error: Error;
+    readonly verdict: TryVerdict;
+    /** Key Vault (or the token endpoint) answered: it is there. */
+    readonly answered: boolean;
+  }
+
+  async function oneTry(
+    request: PipelineRequest,
+    next: (r: PipelineRequest) => Promise<PipelineResponse>,
+    outer: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<TryOutcome> {
+    const controller = new AbortController();
+    const onAbort = (): void => {
+      controller.abort();
+    };
+    outer?.addEventListener("abort", onAbort, { once: true });
+    const budget = Math.max(1, Math.min(settings.perTryTimeoutMs, deadline - clock.now()));
+    const timer = setTimeout(() => {
+      controller.abort();
+    }, budget);
+    request.abortSignal = controller.signal;
+    try {
+      const response = await next(request);
+      return {
+        response,
+        error: new Error(`Key Vault answered ${response.status}`),
+        verdict: verdictForStatus(response.status, response.headers),
+        answered: true,
+      };
+    } catch (error) {
+      const verdict = verdictForError(error);
+      const e = error as { statusCode?: unknown };
+      return {
+        error: error instanceof Error ? error : new Error(String(error)),
+        verdict,
+        answered: typeof e.statusCode === "number" && !verdict.outage,
+      };
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onAbort);
+      if (outer === undefined) delete request.abortSignal;
+      else request.abortSignal = outer;
+    }
+  }
+
+  const policy: PipelinePolicy = { name: policyName, sendRequest: send };
+  return { policy: { policy, position: "perCall" }, breaker };
+}
+
+function abortedError(): Error {
+  const error = new Error("The operation was aborted.");
+  error.name = "AbortError";
+  return error;
+}
+
+function rateLimited(): KmsError {
+  return new KmsError(
+    "UNAVAILABLE",
+    "Key Vault request not sent: client-side rate limit (--keyvault-rate-limit) reached before the deadline",
+  );
+}
+
+function circuitOpen(retryInMs: number): KmsError {
+  return new KmsError(
+    "UNAVAILABLE",
+    `Key Vault circuit open after repeated failures: request not sent; next probe in ${Math.ceil(retryInMs)} ms`,
+  );
+}

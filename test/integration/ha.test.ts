@@ -1,0 +1,203 @@
+/**
+ * High availability: three plugin instances sharing one Key Vault, as on three control-plane nodes
+ * (one emulator, three sockets, three seeds). kube-apiservers share etcd, so any node must read what
+ * any other wrote; a key rotation must reach every node within one poll; restarting one node's
+ * plugin must leave the others alone.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { contractLine } from "../../src/commands/emulator.js";
+import { startPlugin, type RunningPlugin } from "../../src/commands/plugin.js";
+import { parseConfig } from "../../src/config/index.js";
+import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
+import { parseEnvelope } from "../../src/kms/index.js";
+import { silentLogger } from "../../src/log/index.js";
+import { emulatorClients } from "../helpers/emulator-clients.js";
+import { createClient, type PromiseClient } from "../helpers/grpc-client.js";
+
+const pollMs = 300;
+/** One poll interval plus its ±10% jitter and scheduling slack. */
+const withinOnePoll = pollMs * 1.1 + 1_500;
+const keyName = "kek";
+
+interface Node {
+  readonly name: string;
+  readonly socketPath: string;
+  plugin: RunningPlugin;
+  client: PromiseClient<typeof V2>;
+}
+
+interface Sealed {
+  readonly by: string;
+  readonly plaintext: Buffer;
+  readonly ciphertext: Uint8Array;
+  readonly keyId: string;
+}
+
+let dir: string;
+let emu: Emulator | undefined;
+let nodes: Node[] = [];
+
+async function startNodePlugin(socketPath: string): Promise<RunningPlugin> {
+  const contract = contractLine(emu!, keyName);
+  const config = await parseConfig(
+    [
+      ...contract.serveArgs,
+      "--listen-addr",
+      `unix://${socketPath}`,
+      "--metrics-addr",
+      "127.0.0.1:0",
+      "--healthz-port",
+      "0",
+      "--rotation-poll-interval",
+      `${pollMs}ms`,
+    ],
+    { ...contract.serveEnv },
+  );
+  const plugin = await startPlugin(config, silentLogger());
+  await plugin.ready;
+  return plugin;
+}
+
+async function startNode(name: string): Promise<Node> {
+  const socketPath = join(dir, `${name}.sock`);
+  const plugin = await startNodePlugin(socketPath);
+  return { name, socketPath, plugin, client: createClient(V2, socketPath) };
+}
+
+async function seal(node: Node): Promise<Sealed> {
+  const plaintext = randomBytes(48);
+  const res = await node.client.encrypt({ plaintext, uid: randomUUID() });
+  return { by: node.name, plaintext, ciphertext: res.ciphertext, keyId: res.keyId };
+}
+
+async function open(node: Node, s: Sealed): Promise<Buffer> {
+  const res = await node.client.decrypt({
+    ciphertext: s.ciphertext,
+    keyId: s.keyId,
+    annotations: {},
+    uid: randomUUID(),
+  });
+  return Buffer.from(res.plaintext);
+}
+
+/** Every node decrypts every sealed value back to its plaintext. */
+async function expectAllOpenEverywhere(on: readonly Node[], sealed: readonly Sealed[]) {
+  for (const node of on) {
+    for (const s of sealed) {
+      const plaintext = await open(node, s);
+      expect({ node: node.name, by: s.by, ok: plaintext.equals(s.plaintext) }).toEqual({
+        node: node.name,
+        by: s.by,
+        ok: true,
+      });
+    }
+  }
+}
+
+async function keyIds(on: readonly Node[]): Promise<string[]> {
+  return Promise.all(on.map(async (n) => (await n.client.status({})).keyId));
+}
+
+function seedOf(s: Sealed): string {
+  return parseEnvelope(s.ciphertext).seedCacheKey;
+}
+
+function versionOf(s: Sealed): string {
+  return parseEnvelope(s.ciphertext).seed.key.keyVersion;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "kvkms-ha-"));
+  emu = await createEmulator({
+    stateDir: join(dir, "emulator"),
+    flavor: "vault",
+    keys: [{ name: keyName, kty: "RSA", size: 2048 }],
+  });
+  nodes = [];
+  for (const name of ["cp-0", "cp-1", "cp-2"]) nodes.push(await startNode(name));
+});
+
+afterAll(async () => {
+  for (const node of nodes) {
+    node.client.close();
+    await node.plugin.stop();
+  }
+  await emu?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("three plugin instances sharing one Key Vault", () => {
+  const before: Sealed[] = [];
+  const after: Sealed[] = [];
+
+  it("report the same key_id, each with its own seed, and each decrypts what the others encrypted", async () => {
+    const ids = await keyIds(nodes);
+    expect(new Set(ids).size).toBe(1);
+    for (const node of nodes) for (let i = 0; i < 3; i++) before.push(await seal(node));
+    expect(new Set(before.map((s) => s.keyId))).toEqual(new Set(ids));
+    // Three independent seeds: reading another node's data takes a real unwrap in Key Vault.
+    expect(new Set(before.map(seedOf)).size).toBe(3);
+    await expectAllOpenEverywhere(nodes, before);
+  });
+
+  it("a key rotation converges on all three within one poll interval", async () => {
+    const { keys } = emulatorClients(emu!);
+    const oldIds = await keyIds(nodes);
+    const started = Date.now();
+    const rotated = await keys.rotateKey(keyName);
+    const converged = new Map<string, number>();
+    while (converged.size < nodes.length && Date.now() - started < withinOnePoll + 2_000) {
+      const ids = await keyIds(nodes);
+      ids.forEach((id, i) => {
+        const name = nodes[i]!.name;
+        if (id !== oldIds[i] && !converged.has(name)) converged.set(name, Date.now() - started);
+      });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect([...converged.keys()].sort()).toEqual(nodes.map((n) => n.name));
+    for (const ms of converged.values()) expect(ms).toBeLessThanOrEqual(withinOnePoll);
+    const newIds = await keyIds(nodes);
+    expect(new Set(newIds).size).toBe(1);
+    expect(newIds[0]).not.toBe(oldIds[0]);
+
+    for (const node of nodes) after.push(await seal(node));
+    for (const s of after) {
+      expect(s.keyId).toBe(newIds[0]);
+      expect(versionOf(s)).toBe(rotated.properties.version);
+    }
+    // New data reads everywhere, and data under the old version still does.
+    await expectAllOpenEverywhere(nodes, [...after, ...before]);
+  });
+
+  it("restarting one instance changes nothing for the others", async () => {
+    const [first, restarted, third] = nodes as [Node, Node, Node];
+    const others = [first, third];
+    const idsBefore = await keyIds(others);
+    const seedsBefore = await Promise.all(others.map(async (n) => seedOf(await seal(n))));
+
+    // Node cp-1 goes away (its kubelet restarts the pod): the others keep serving meanwhile.
+    restarted.client.close();
+    await restarted.plugin.stop();
+    const during = await Promise.all(others.map((n) => seal(n)));
+    await expectAllOpenEverywhere(others, [...during, ...before, ...after]);
+
+    restarted.plugin = await startNodePlugin(restarted.socketPath);
+    restarted.client = createClient(V2, restarted.socketPath);
+
+    // The others: same key_id, same seed (no re-seed, so no key_id churn for their API servers).
+    expect(await keyIds(others)).toEqual(idsBefore);
+    const seedsAfter = await Promise.all(others.map(async (n) => seedOf(await seal(n))));
+    expect(seedsAfter).toEqual(seedsBefore);
+    // The restarted one: the same key_id as the others, a fresh seed, and it reads everything.
+    expect((await restarted.client.status({})).keyId).toBe(idsBefore[0]);
+    const fresh = await seal(restarted);
+    expect(seedsBefore).not.toContain(seedOf(fresh));
+    await expectAllOpenEverywhere([restarted], [...before, ...after, ...during]);
+    // And what it writes now reads on the others.
+    await expectAllOpenEverywhere(nodes, [fresh]);
+  });
+});

@@ -1,0 +1,244 @@
+/**
+ * How the plugin talks to Key Vault under faults, through the real plugin and the emulator:
+ * retries within the deadline, answering before kube-apiserver's 3 s timeout, the circuit breaker,
+ * the client-side rate limiter, and single-flight refreshes.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
+import { deadlineSignal } from "../../src/keyvault/resilience.js";
+import { eventually } from "../helpers/eventually.js";
+import { emulatorWrapper } from "../helpers/emulator-wrapper.js";
+import { callError, createClient, type PromiseClient } from "../helpers/grpc-client.js";
+import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+
+interface Sealed {
+  plaintext: Buffer;
+  ciphertext: Uint8Array;
+  keyId: string;
+}
+
+type Client = PromiseClient<typeof V2>;
+
+async function seal(client: Client): Promise<Sealed> {
+  const plaintext = randomBytes(32);
+  const res = await client.encrypt({ plaintext, uid: randomUUID() });
+  return { plaintext, ciphertext: res.ciphertext, keyId: res.keyId };
+}
+
+async function open(client: Client, s: Sealed): Promise<Buffer> {
+  const res = await client.decrypt({
+    ciphertext: s.ciphertext,
+    keyId: s.keyId,
+    annotations: {},
+    uid: randomUUID(),
+  });
+  return Buffer.from(res.plaintext);
+}
+
+const sum = (counters: Record<string, number>): number =>
+  Object.values(counters).reduce((a, b) => a + b, 0);
+
+/** kube-apiserver's default per-call timeout. */
+const apiserverTimeoutMs = 3_000;
+
+describe("Key Vault faults through the plugin", () => {
+  let h: PluginHarness;
+  let client: Client;
+  /** Sealed before a restart: its seed is unknown to the plugin, so Decrypt must unwrap. */
+  let sealed: Sealed;
+
+  beforeAll(async () => {
+    h = await startPluginHarness();
+    client = createClient(V2, h.socketPath, { timeoutMs: apiserverTimeoutMs });
+    sealed = await seal(client);
+  });
+  afterAll(async () => {
+    client.close();
+    await h.close();
+  });
+  beforeEach(async () => {
+    h.emu.clearFaults();
+    // An empty seed cache: every Decrypt of `sealed` unwraps in Key Vault.
+    await h.restart();
+    client.close();
+    client = createClient(V2, h.socketPath, { timeoutMs: apiserverTimeoutMs });
+    h.emu.resetCounters();
+  });
+
+  it.each([
+    ["429 without Retry-After", { kind: "429" as const }],
+    ["500", { kind: "500" as const }],
+    ["503", { kind: "503" as const }],
+    ["connection reset", { kind: "reset" as const }],
+  ])("%s twice: retried, and the Decrypt succeeds", async (_name, fault) => {
+    h.emu.addFault({ operation: "unwrapkey", count: 2, ...fault });
+    const started = Date.now();
+    expect((await open(client, sealed)).equals(sealed.plaintext)).toBe(true);
+    const elapsed = Date.now() - started;
+    expect(h.emu.counters()["unwrapkey"]).toBe(3);
+    expect(elapsed).toBeLessThan(apiserverTimeoutMs);
+    console.log(`resilience: ${_name} ×2 → ok in ${elapsed} ms`);
+  });
+
+  it("429 with Retry-After: 1 is honoured (the retry waits about a second)", async () => {
+    h.emu.addFault({ operation: "unwrapkey", kind: "429", count: 1, retryAfter: 1 });
+    const started = Date.now();
+    expect((await open(client, sealed)).equals(sealed.plaintext)).toBe(true);
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(950);
+    expect(elapsed).toBeLessThan(apiserverTimeoutMs);
+    expect(h.emu.counters()["unwrapkey"]).toBe(2);
+    console.log(`resilience: 429 Retry-After 1 → ok in ${elapsed} ms`);
+  });
+
+  it("latency above the deadline: the plugin answers DEADLINE_EXCEEDED itself, before 3 s", async () => {
+    h.emu.addFault({ operation: "unwrapkey", kind: "latency", ms: 5_000, count: 1 });
+    const started = Date.now();
+    const err = await callError(open(client, sealed));
+    const elapsed = Date.now() - started;
+    expect(err.codeName).toBe("DEADLINE_EXCEEDED");
+    // The plugin's own words, not grpc-js's client-side "Deadline exceeded after …".
+    expect(err.details).toMatch(/the plugin gave up just before the call's deadline/);
+    // Those details prove the answer beat the client's own deadline timer; the wall time seen
+    // here also holds this process's event-loop lag (emulator, plugin and client share it).
+    expect(elapsed).toBeLessThan(apiserverTimeoutMs + 150);
+    expect(elapsed).toBeGreaterThan(apiserverTimeoutMs - 300);
+    console.log(`resilience: latency 5 s → ${err.codeName} from the plugin at ${elapsed} ms`);
+  });
+
+  it("an outage opens the circuit: unknown seeds fail fast, unsent; cached work goes on; it closes by itself", async () => {
+    const cached = await seal(client); // the current seed, in memory
+    h.emu.addFault({ operation: "*", kind: "503" });
+    let opened: string | undefined;
+    for (let i = 0; i < 12 && opened === undefined; i++) {
+      const err = await callError(open(client, sealed));
+      expect(err.codeName).toBe("UNAVAILABLE");
+      if (/circuit open/.test(err.details)) opened = err.details;
+    }
+    expect(opened).toBeDefined();
+    h.emu.resetCounters();
+    const timings: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now();
+      const err = await callError(open(client, sealed));
+      timings.push(performance.now() - started);
+      expect(err.codeName).toBe("UNAVAILABLE");
+      if (!/circuit open/.test(err.details)) break; // a probe went out (cool-down over)
+    }
+    // The first one at least was refused at once, without a request.
+    expect(timings[0]).toBeLessThan(50);
+    console.log(
+      `resilience: circuit open → Decrypt of an unknown seed failed in ${timings
+        .map((t) => t.toFixed(1))
+        .join(", ")} ms`,
+    );
+    // Encrypt, Status and cached Decrypt do not need Key Vault.
+    expect((await client.status({})).healthz).toBe("ok");
+    expect((await seal(client)).keyId).toBe(cached.keyId);
+    expect((await open(client, cached)).equals(cached.plaintext)).toBe(true);
+    const metrics = await (await fetch(h.plugin.metricsUrl!)).text();
+    expect(metrics).toMatch(/azurekms_keyvault_circuit_state [12]/);
+
+    h.emu.resetCounters();
+    const immediately = await callError(open(client, sealed));
+    expect(immediately.details).toMatch(/circuit open/);
+    expect(sum(h.emu.counters())).toBe(0);
+
+    h.emu.clearFaults();
+    const healedAt = Date.now();
+    await eventually(
+      async () => {
+        try {
+          return (await open(client, sealed)).equals(sealed.plaintext) ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      10_000,
+      "Decrypt to work again once Key Vault answers",
+    );
+    console.log(`resilience: circuit closed ${Date.now() - healedAt} ms after the fault cleared`);
+    const after = await (await fetch(h.plugin.metricsUrl!)).text();
+    expect(after).toMatch(/azurekms_keyvault_circuit_state 0/);
+    expect(after).toMatch(/azurekms_keyvault_retries_total\{operation="unwrapkey"\} [1-9]/);
+  });
+});
+
+describe("client-side rate limiter", () => {
+  it("bounds the request rate, and never waits past a deadline", async () => {
+    const h = await startPluginHarness();
+    try {
+      const wrapper = emulatorWrapper(h.emu, "kek", () => true, {
+        resilience: { rateLimit: 10, burst: 5 },
+      });
+      const state = await wrapper.refresh();
+      const wrapped = await wrapper.wrap(randomBytes(32), state.current!);
+      await wrapper.unwrap(wrapped); // warms the client (its GET and the challenge)
+      await new Promise((resolve) => setTimeout(resolve, 600)); // the bucket refills
+      h.emu.resetCounters();
+      const started = performance.now();
+      const done: number[] = [];
+      await Promise.all(
+        Array.from({ length: 25 }, () =>
+          wrapper.unwrap(wrapped).then(() => {
+            done.push(performance.now() - started);
+          }),
+        ),
+      );
+      const elapsed = performance.now() - started;
+      expect(h.emu.counters()["unwrapkey"]).toBe(25);
+      // Burst 5, then 10/s: by time t at most 5 + 10·t requests can have been sent.
+      done.sort((a, b) => a - b);
+      done.forEach((t, i) => {
+        expect(i + 1).toBeLessThanOrEqual(5 + Math.floor((10 * t) / 1000) + 1);
+      });
+      expect(elapsed).toBeGreaterThanOrEqual(1_950);
+      console.log(
+        `resilience: limiter 10/s burst 5: 25 unwraps in ${elapsed.toFixed(0)} ms (${done
+          .map((t) => t.toFixed(0))
+          .join(", ")})`,
+      );
+
+      // The bucket is empty now: a request whose deadline comes before its token fails unsent.
+      const queued = Array.from({ length: 10 }, () => wrapper.unwrap(wrapped));
+      h.emu.resetCounters();
+      const t0 = Date.now();
+      await expect(
+        wrapper.unwrap(wrapped, { signal: deadlineSignal(200, "test") }),
+      ).rejects.toMatchObject({ code: "UNAVAILABLE", message: /client-side rate limit/ });
+      expect(Date.now() - t0).toBeLessThan(100);
+      const t1 = Date.now();
+      const controller = new AbortController();
+      setTimeout(() => {
+        controller.abort();
+      }, 300);
+      await expect(wrapper.unwrap(wrapped, { signal: controller.signal })).rejects.toMatchObject({
+        code: "UNAVAILABLE",
+      });
+      expect(Date.now() - t1).toBeLessThan(450);
+      await Promise.all(queued);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("single-flight", () => {
+  it("identical concurrent refreshes send one list", async () => {
+    const h = await startPluginHarness();
+    try {
+      const wrapper = emulatorWrapper(h.emu, "kek", () => true);
+      await wrapper.refresh();
+      h.emu.resetCounters();
+      h.emu.addFault({ operation: "list", kind: "latency", ms: 200, count: 1 });
+      const states = await Promise.all(Array.from({ length: 20 }, () => wrapper.refresh()));
+      expect(h.emu.counters()["list"]).toBe(1);
+      for (const s of states) expect(s.current).toEqual(states[0]!.current);
+      // After it lands, the next refresh is a new request.
+      await wrapper.refresh();
+      expect(h.emu.counters()["list"]).toBe(2);
+    } finally {
+      await h.close();
+    }
+  });
+});
