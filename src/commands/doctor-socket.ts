@@ -1,32 +1,14 @@
 /** The doctor's socket-path check: what `serve` would find at --listen-addr, changing nothing. */
 import { constants } from "node:fs";
 import { access, lstat, stat } from "node:fs/promises";
-import { connect } from "node:net";
 import { dirname, join } from "node:path";
-import { ListenAddressError, MAX_SOCKET_PATH_BYTES, parseListenAddress } from "../grpc/index.js";
+import {
+  ListenAddressError,
+  MAX_SOCKET_PATH_BYTES,
+  parseListenAddress,
+  probeSocket,
+} from "../grpc/index.js";
 import type { Verdict } from "./doctor-verdict.js";
-
-const probeTimeoutMs = 1_000;
-
-/** "live", "gone", or the code connecting failed with (ECONNREFUSED: a stale socket). */
-function probe(path: string): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = connect({ path });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve("a timeout");
-    }, probeTimeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve("live");
-    });
-    socket.once("error", (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve(error.code === "ENOENT" ? "gone" : (error.code ?? error.message));
-    });
-  });
-}
 
 function codeOf(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? "error";
@@ -99,7 +81,7 @@ export async function checkSocketPath(listenAddr: string): Promise<Verdict> {
       fix: `remove ${path} or choose another --listen-addr`,
     };
   }
-  const answer = await probe(path);
+  const answer = await probeSocket(path);
   if (answer === "gone") {
     return { status: "ok", detail: `${path}: directory writable, nothing there yet` };
   }

@@ -38,6 +38,7 @@ export {
   type PromiseClient,
   type PromiseClientOptions,
 } from "./promise-client.js";
+export { probeSocket } from "./unix-socket.js";
 export {
   createKmsServer,
   defaultSocketMode,

@@ -34,7 +34,7 @@ export async function clearSocketPath(path: string, logger?: GrpcLogger): Promis
         `remove it yourself or choose another --listen-addr`,
     );
   }
-  const answer = await probe(path);
+  const answer = await probeSocket(path);
   if (answer === "gone") return;
   if (answer === "live") {
     throw new ListenAddressError(
@@ -151,7 +151,7 @@ async function checkDirectory(dir: string): Promise<void> {
 }
 
 /** "live", "gone", or the error code connecting failed with (ECONNREFUSED: stale). */
-function probe(path: string): Promise<string> {
+export function probeSocket(path: string): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect({ path });
     const timer = setTimeout(() => {

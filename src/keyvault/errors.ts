@@ -14,7 +14,8 @@ interface RestErrorLike {
   details?: unknown;
 }
 
-const networkCodes = new Set([
+/** Error codes of a request that never got an answer: an outage, worth a retry. */
+export const networkErrorCodes: ReadonlySet<string> = new Set([
   "REQUEST_SEND_ERROR",
   "ECONNREFUSED",
   "ECONNRESET",
@@ -25,6 +26,7 @@ const networkCodes = new Set([
   "EPIPE",
   "EHOSTUNREACH",
   "ENETUNREACH",
+  "UND_ERR_SOCKET",
 ]);
 
 /** Key Vault puts the specific reason (ForbiddenByRbac, KeyDisabled, …) in error.innererror.code. */
@@ -89,7 +91,7 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
   const status = typeof e.statusCode === "number" ? e.statusCode : undefined;
   const code = typeof e.code === "string" ? e.code : undefined;
   if (status === undefined) {
-    if (code !== undefined && networkCodes.has(code)) {
+    if (code !== undefined && networkErrorCodes.has(code)) {
       return new KmsError("UNAVAILABLE", `${what}: Key Vault unreachable (${code})`, {
         cause: err,
       });

@@ -12,6 +12,7 @@
  */
 import type { PipelinePolicy, PipelineRequest, PipelineResponse } from "@azure/core-rest-pipeline";
 import { KmsError } from "../kms/errors.js";
+import { networkErrorCodes } from "./errors.js";
 import type { AdditionalPolicyConfig } from "./proxy-mode.js";
 
 /** A clock and timers, injectable for tests. */
@@ -267,20 +268,6 @@ export interface TryVerdict {
   readonly retryAfterMs?: number;
 }
 
-const retryableNetworkCodes: ReadonlySet<string> = new Set([
-  "REQUEST_SEND_ERROR",
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "ESOCKETTIMEDOUT",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "UND_ERR_SOCKET",
-]);
-
 /** Identity errors: the credential has its own retry, and a refused identity is not an outage. */
 const identityErrorNames: ReadonlySet<string> = new Set([
   "AuthenticationError",
@@ -323,7 +310,7 @@ export function verdictForError(error: unknown): TryVerdict {
   if (typeof e.statusCode === "number") return verdictForStatus(e.statusCode, e.response?.headers);
   if (e.name === "AbortError" || e.name === "TimeoutError") return { retry: true, outage: true };
   const code = typeof e.code === "string" ? e.code : "";
-  return { retry: retryableNetworkCodes.has(code), outage: true };
+  return { retry: networkErrorCodes.has(code), outage: true };
 }
 
 // ---------------------------------------------------------------------------------------------
