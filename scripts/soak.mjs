@@ -19,7 +19,7 @@
 /* global process, console, performance, setTimeout, setInterval, clearInterval, URL, fetch, Buffer */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -108,6 +108,14 @@ function freePort() {
 async function pluginMemory(pid, metricsUrl) {
   let rssMiB = NaN;
   let heapMiB = NaN;
+  let externalMiB = NaN;
+  let handles = NaN;
+  let fds = NaN;
+  try {
+    fds = (await readdir(`/proc/${pid}/fd`)).length;
+  } catch {
+    /* not Linux */
+  }
   try {
     const status = await readFile(`/proc/${pid}/status`, "utf8");
     const m = /VmRSS:\s+(\d+) kB/.exec(status);
@@ -119,6 +127,10 @@ async function pluginMemory(pid, metricsUrl) {
     const text = await (await fetch(metricsUrl)).text();
     const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
     if (m) heapMiB = Number(m[1]) / 1048576;
+    const e = /^nodejs_external_memory_bytes (\S+)$/m.exec(text);
+    if (e) externalMiB = Number(e[1]) / 1048576;
+    const h = /^nodejs_active_handles_total (\S+)$/m.exec(text);
+    if (h) handles = Number(h[1]);
     if (Number.isNaN(rssMiB)) {
       const r = /^process_resident_memory_bytes (\S+)$/m.exec(text);
       if (r) rssMiB = Number(r[1]) / 1048576;
@@ -126,7 +138,7 @@ async function pluginMemory(pid, metricsUrl) {
   } catch {
     /* metrics not reachable */
   }
-  return { rssMiB, heapMiB };
+  return { rssMiB, heapMiB, externalMiB, handles, fds };
 }
 
 const mib = (n) => (Number.isNaN(n) ? "?" : n.toFixed(1));
@@ -294,6 +306,9 @@ async function main() {
       p99: window.quantile(0.99),
       pluginRssMiB: mem.rssMiB,
       pluginHeapMiB: mem.heapMiB,
+      pluginExternalMiB: mem.externalMiB,
+      pluginHandles: mem.handles,
+      pluginFds: mem.fds,
       harnessRssMiB: h.rss / 1048576,
       wrong: totals.wrong,
     };
@@ -301,7 +316,8 @@ async function main() {
     console.log(
       `[${String(t).padStart(4)} s] req ${totals.requests} (+${windowRequests}) ` +
         `errors +${JSON.stringify(windowErrors)} p50 ${fmt(sample.p50)} ms p99 ${fmt(sample.p99)} ms ` +
-        `plugin RSS ${mib(mem.rssMiB)} MiB heap ${mib(mem.heapMiB)} MiB | harness RSS ${mib(sample.harnessRssMiB)} MiB ` +
+        `plugin RSS ${mib(mem.rssMiB)} MiB heap ${mib(mem.heapMiB)} MiB external ${mib(mem.externalMiB)} MiB ` +
+        `handles ${mem.handles} fds ${mem.fds} | harness RSS ${mib(sample.harnessRssMiB)} MiB ` +
         `| wrong ${totals.wrong} | now: ${faultLabel}`,
     );
     window = new Histogram();

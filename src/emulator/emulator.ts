@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { writeFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import type { Server } from "node:https";
@@ -82,6 +83,8 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
   }
 
   const closing = new AbortController();
+  // Every delayed request listens on it: hundreds at once under a latency fault is normal here.
+  setMaxListeners(0, closing.signal);
   let port = 0;
   const core: EmulatorCore = {
     flavor,
