@@ -1,3 +1,4 @@
+import { throughFirstRequestGate } from "./first-request-gate.js";
 import { constants as cryptoConstants, publicEncrypt } from "node:crypto";
 import type { TokenCredential } from "@azure/identity";
 import { CryptographyClient, KeyClient, type KeyVaultKey } from "@azure/keyvault-keys";
@@ -254,7 +255,9 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
         return { key: entry.ref, algorithm: entry.algorithm, wrapped };
       }
       try {
-        const result = await entry.client.wrapKey(entry.algorithm, seed);
+        const result = await throughFirstRequestGate(entry.client, () =>
+          entry.client.wrapKey(entry.algorithm, seed),
+        );
         return { key: entry.ref, algorithm: entry.algorithm, wrapped: result.result };
       } catch (err) {
         throw (
@@ -275,10 +278,16 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
       const what = `unwrapKey with ${key.keyName}/${key.keyVersion}`;
       try {
         const signal = unwrapOptions?.signal;
-        const result = await clientFor(key).unwrapKey(
-          wrapped.algorithm,
-          wrapped.wrapped,
-          signal === undefined ? {} : { abortSignal: signal },
+        const client = clientFor(key);
+        const result = await throughFirstRequestGate(
+          client,
+          () =>
+            client.unwrapKey(
+              wrapped.algorithm,
+              wrapped.wrapped,
+              signal === undefined ? {} : { abortSignal: signal },
+            ),
+          signal,
         );
         return result.result;
       } catch (err) {

@@ -4,6 +4,7 @@
  * `value`; the domain hands us the decoded RSA bytes of canonical text, which the SDK encodes back
  * to that very string, and the SDK decodes the result's `value` as the Go plugin did.
  */
+import { throughFirstRequestGate } from "./first-request-gate.js";
 import type { TokenCredential } from "@azure/identity";
 import {
   CryptographyClient,
@@ -105,7 +106,12 @@ export function createLegacyDecrypt(options: LegacyDecryptOptions): LegacyDecryp
         decryptOptions?.signal,
         async (shared) => {
           const abortSignal = deadlineSignal(legacyDecryptTimeoutMs, what, shared);
-          const result = await clientFor(key).decrypt({ algorithm, ciphertext }, { abortSignal });
+          const client = clientFor(key);
+          const result = await throughFirstRequestGate(
+            client,
+            () => client.decrypt({ algorithm, ciphertext }, { abortSignal }),
+            abortSignal,
+          );
           // Every waiter copies the plaintext in a microtask; then the shared one is zeroed.
           setImmediate(() => result.result.fill(0));
           return result.result;

@@ -1,5 +1,5 @@
 /** The domain's public API (architecture.md, "Modules"). */
-export { abortError, cancelledReason, deadlineExceededReason } from "./abort.js";
+export { abortError, cancelledReason, deadlineExceededReason, raceAbort } from "./abort.js";
 export { KeyAllowlist, type AllowedKey } from "./allowlist.js";
 export { annotationKeyProblem, MAX_ANNOTATIONS_SIZE, validateAnnotations } from "./annotations.js";
 export {

@@ -32,7 +32,8 @@ export const ranCases = { total: 0 };
 
 function runsFor(quickRuns: number): number {
   if (!fuzzing) return quickRuns;
-  return Math.max(quickRuns, Math.round((fuzzRuns * quickRuns) / QUICK_TOTAL));
+  // Rounded up: the shares add up to at least FUZZ_RUNS.
+  return Math.max(quickRuns, Math.ceil((fuzzRuns * quickRuns) / QUICK_TOTAL));
 }
 
 function seedFor(name: string): number {

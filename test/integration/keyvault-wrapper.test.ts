@@ -263,6 +263,21 @@ describe("wrap and unwrap", () => {
     expect(keyVaultRequests()).toEqual({ unwrapkey: 1 });
   });
 
+  it("concurrent first unwraps on a new client pay Key Vault's 401 challenge once, not each", async () => {
+    const { name } = await newKey();
+    const w = wrapperFor(name);
+    const key = current(await w.refresh());
+    const seeds = Array.from({ length: 8 }, () => randomBytes(32));
+    const wrapped = await Promise.all(seeds.map((seed) => w.wrap(seed, key)));
+    emu.resetCounters();
+    const back = await Promise.all(wrapped.map((x) => w.unwrap(x)));
+    back.forEach((b, i) => {
+      expect(Buffer.from(b).equals(seeds[i] as Buffer)).toBe(true);
+    });
+    // The credential already holds a token (refresh): no token request either.
+    expect(requests()).toEqual({ challenge: 1, unwrapkey: 8 });
+  });
+
   it("unwraps seeds of older versions with that exact version, loaded or not", async () => {
     const { name } = await newKey();
     const w = wrapperFor(name);
