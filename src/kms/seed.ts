@@ -3,7 +3,13 @@
  * AES-256-GCM key (architecture.md, "Seeds"). The plaintext bytes live only here and are zeroed
  * when the seed is dropped.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 import {
   draftEnvelope,
   encodeEnvelopePrefix,
@@ -14,7 +20,7 @@ import {
   wrappedSeedProblem,
   type Envelope,
 } from "./envelope.js";
-import { KmsError } from "./errors.js";
+import { KmsError, toKmsError } from "./errors.js";
 import { fillRandom } from "./random-pool.js";
 import { keyIdOf, keyUrl } from "./key-id.js";
 import type { KeyReference, KeyWrapper, WrappedSeed } from "./key-wrapper.js";
@@ -25,6 +31,8 @@ export const KDF_INFO = Buffer.from("keyvault-kms envelope v1 data key", "latin1
 /** HKDF-Expand's input for the first (only) 32-byte block: info ‖ 0x01. */
 const KDF_INFO_BLOCK_1 = Buffer.concat([KDF_INFO, Buffer.from([1])]);
 const CIPHER = "aes-256-gcm";
+/** Bound on the unwrap that proves a new seed (a background step: a refresh or the age timer). */
+const PROOF_TIMEOUT_MS = 30_000;
 
 /**
  * HKDF-SHA256(ikm = seed, salt, info = KDF_INFO, L = 32) per RFC 5869. One output block, so it
@@ -172,9 +180,37 @@ export async function createSeed(wrapper: KeyWrapper, key: KeyReference): Promis
         `the key wrapper wrapped under ${keyUrl(wrapped.key)}, not ${keyUrl(key)}`,
       );
     }
+    await proveUnwrap(wrapper, wrapped, bytes);
     return new Seed(bytes, wrapped);
   } catch (error) {
     bytes.fill(0);
     throw error;
+  }
+}
+
+/**
+ * Has Key Vault unwrap a new seed once before anything is sealed with it. RSA seeds are wrapped
+ * locally with the public key, which only needs `get`: without this, an identity lacking
+ * unwrapKey would seal every Secret and fail only after the next restart, with the data lost.
+ */
+async function proveUnwrap(wrapper: KeyWrapper, wrapped: WrappedSeed, seed: Uint8Array) {
+  let back: Uint8Array;
+  try {
+    back = await wrapper.unwrap(wrapped, { signal: AbortSignal.timeout(PROOF_TIMEOUT_MS) });
+  } catch (error) {
+    const cause = toKmsError(error, "unwrap of a new seed");
+    throw new KmsError(
+      cause.code,
+      `Key Vault could not unwrap a seed just wrapped under ${keyUrl(wrapped.key)}, so none is used: ${cause.message}`,
+      { cause },
+    );
+  }
+  const same = back.length === seed.length && timingSafeEqual(back, seed);
+  back.fill(0);
+  if (!same) {
+    throw new KmsError(
+      "FAILED_PRECONDITION",
+      `Key Vault unwrapped a seed wrapped under ${keyUrl(wrapped.key)} to other bytes: its public key does not match the version; no seed is used`,
+    );
   }
 }

@@ -114,6 +114,13 @@ function usable(v: FakeVersion): boolean {
 export class FakeKeyWrapper implements KeyWrapper {
   /** Calls made so far, successful or not. */
   readonly calls: FakeCallCounts = { wrap: 0, unwrap: 0, refresh: 0 };
+  /**
+   * Unwraps of the seed this fake wrapped last, right after wrapping it: the keeper's proof that
+   * Key Vault can unwrap a new seed (seed.ts). Counted here, not in `calls.unwrap`, which counts
+   * the unwraps Decrypts need.
+   */
+  proofUnwraps = 0;
+  #lastWrapped: Uint8Array | undefined;
   /** Every buffer unwrap returned, in order: tests watch them get zeroed. */
   readonly unwrapped: Uint8Array[] = [];
   /** Every seed wrap was given (the very buffers a Seed adopts), in order: also watched. */
@@ -307,11 +314,19 @@ export class FakeKeyWrapper implements KeyWrapper {
       { key: found.pair.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
       seed,
     );
+    this.#lastWrapped = wrapped;
     return { key: found.ref, algorithm: "RSA-OAEP-256", wrapped };
   }
 
   async unwrap(wrapped: WrappedSeed, options: UnwrapOptions = {}): Promise<Uint8Array> {
-    this.calls.unwrap++;
+    const last = this.#lastWrapped;
+    const proof = last !== undefined && Buffer.from(last).equals(wrapped.wrapped);
+    if (proof) {
+      this.#lastWrapped = undefined;
+      this.proofUnwraps++;
+    } else {
+      this.calls.unwrap++;
+    }
     // Key Vault decides when the request arrives (a held answer may land after a revocation), and
     // refuses unwrapKey on a disabled or deleted version; an expired one still unwraps.
     const found = this.#find(wrapped.key);
@@ -319,7 +334,8 @@ export class FakeKeyWrapper implements KeyWrapper {
       found !== undefined && (found.deleted || !found.enabled)
         ? new KmsError("FAILED_PRECONDITION", `fake: key version is ${reasonOf(found) ?? "?"}`)
         : undefined;
-    const gate = this.#gate;
+    // Holds model Decrypts' unwraps in flight; a new seed's proof is not held.
+    const gate = proof ? undefined : this.#gate;
     if (gate !== undefined) await gate;
     await this.#delay(options.signal);
     this.#maybeFail(this.#unwrapFailures);
@@ -343,7 +359,7 @@ export class FakeKeyWrapper implements KeyWrapper {
     } catch (error) {
       throw new KmsError("INVALID_ARGUMENT", "fake: unwrap failed", { cause: error });
     }
-    this.unwrapped.push(plain);
+    if (!proof) this.unwrapped.push(plain);
     return plain;
   }
 

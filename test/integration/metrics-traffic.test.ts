@@ -80,17 +80,18 @@ describe("metrics after known traffic", () => {
 
     const before = await scrape(h);
     // Start-up: the key read (versions listed, current one fetched), the token and its OpenID
-    // metadata; the seed is wrapped locally with the public key. The 401 challenges each new
-    // client gets are part of authenticating and not counted: they match the emulator's counts
-    // minus its "challenge" ones.
+    // metadata; the seed is wrapped locally with the public key and unwrapped once by Key Vault
+    // (the proof that it can be read back). The 401 challenges each new client gets are part of
+    // authenticating and not counted: they match the emulator's counts minus its "challenge" ones.
     const startup = series(before, "azurekms_keyvault_requests_total");
     const emu = h.emu.counters();
     expect(startup).toEqual({
       "operation=get,outcome=ok": emu["get"],
       "operation=list,outcome=ok": emu["list"],
+      "operation=unwrapkey,outcome=ok": emu["unwrapkey"],
       "operation=token,outcome=ok": emu["token"]! + emu["openid"]!,
     });
-    expect(emu).toMatchObject({ get: 1, list: 1, token: 1, openid: 1, wrapkey: 0 });
+    expect(emu).toMatchObject({ get: 1, list: 1, token: 1, openid: 1, wrapkey: 0, unwrapkey: 1 });
     expect(series(before, "azurekms_grpc_request_duration_seconds_count")).toEqual({});
     expect(series(before, "azurekms_seeds_created_total")).toEqual({ "cause=start": 1 });
 
@@ -134,7 +135,7 @@ describe("metrics after known traffic", () => {
     expect(buckets.slice(-2)).toEqual(["10", "+Inf"]);
 
     const kvAfter = series(after, "azurekms_keyvault_requests_total");
-    expect(h.emu.counters()["unwrapkey"]).toBe(2);
+    expect(h.emu.counters()["unwrapkey"]).toBe(3); // the proof, then the throttled try and its retry
     expect(delta(kvAfter, startup)).toEqual({
       "operation=unwrapkey,outcome=throttled": 1,
       "operation=unwrapkey,outcome=ok": 1,

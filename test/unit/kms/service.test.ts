@@ -52,6 +52,24 @@ describe("Status", () => {
     expect(service.status().healthz).toBe("ok");
   });
 
+  it("has Key Vault unwrap every new seed once before sealing with it, and refuses one it cannot", async () => {
+    const fake = fakeWrapper();
+    fake.failNextUnwraps(1, new KmsError("PERMISSION_DENIED", "no unwrapKey permission"));
+    const service = serviceFor(fake);
+    // Wrapping alone succeeded (the public key only needs `get`): no seed is used all the same.
+    const error = await expectCode(() => service.start(), "PERMISSION_DENIED");
+    expect(error.message).toContain("could not unwrap a seed just wrapped");
+    expect(error.message).toContain("no unwrapKey permission");
+    expect(fake.calls.wrap).toBe(1);
+    expect(service.status().healthz).toContain("PERMISSION_DENIED");
+    await expectCode(() => service.encrypt(randomBytes(32), ctx()), "UNAVAILABLE");
+
+    await service.start();
+    expect(service.status().healthz).toBe("ok");
+    expect(fake.proofUnwraps).toBe(2);
+    expect(fake.calls.unwrap).toBe(0);
+  });
+
   it("is answered from memory: no Key Vault call", async () => {
     const fake = fakeWrapper();
     const service = await startedServiceFor(fake);
@@ -413,10 +431,15 @@ describe("Decrypt of older seeds", () => {
     const fake = fakeWrapper();
     const { ciphertexts, keyId } = await sealedBy(fake, 1);
     const restarted = fake.withSameKeys();
+    // Broken once started: the start-up proof of a new seed (seed.ts) still unwraps.
+    let started = false;
     const broken: KeyWrapper = {
       refresh: () => restarted.refresh(),
       wrap: (seed, key) => restarted.wrap(seed, key),
-      unwrap: () => Promise.reject(new TypeError("secret-looking raw text")),
+      unwrap: (wrapped) =>
+        started
+          ? Promise.reject(new TypeError("secret-looking raw text"))
+          : restarted.unwrap(wrapped),
       decryptLegacy: (...args) => restarted.decryptLegacy(...args),
     };
     const service = createKmsService({
@@ -424,6 +447,7 @@ describe("Decrypt of older seeds", () => {
       allowlist: new KeyAllowlist(restarted.currentKey()),
     });
     await service.start();
+    started = true;
     const error = await expectCode(
       () => service.decrypt({ ciphertext: ciphertexts[0]!, keyId, annotations: NONE }, ctx()),
       "INTERNAL",
@@ -431,9 +455,11 @@ describe("Decrypt of older seeds", () => {
     expect(error.message).not.toContain("secret-looking");
     expect(error.cause).toBeInstanceOf(TypeError);
 
+    started = false;
     const throwsSync: KeyWrapper = {
       ...broken,
-      unwrap: () => {
+      unwrap: (wrapped) => {
+        if (!started) return restarted.unwrap(wrapped);
         throw new RangeError("sync");
       },
     };
@@ -442,6 +468,7 @@ describe("Decrypt of older seeds", () => {
       allowlist: new KeyAllowlist(restarted.currentKey()),
     });
     await service2.start();
+    started = true;
     await expectCode(
       () => service2.decrypt({ ciphertext: ciphertexts[0]!, keyId, annotations: NONE }, ctx()),
       "INTERNAL",
