@@ -1,4 +1,3 @@
-import { throughFirstRequestGate } from "./first-request-gate.js";
 import { constants as cryptoConstants, publicEncrypt } from "node:crypto";
 import type { TokenCredential } from "@azure/identity";
 import { CryptographyClient, KeyClient, type KeyVaultKey } from "@azure/keyvault-keys";
@@ -13,6 +12,7 @@ import type {
 } from "../kms/key-wrapper.js";
 import { keyVaultClientOptions } from "./client-options.js";
 import { isKeyNotFound, kmsErrorFromAzure } from "./errors.js";
+import { throughFirstRequestGate } from "./first-request-gate.js";
 import { createLegacyDecrypt } from "./legacy-decrypt.js";
 import type { KeyVaultCallObserver } from "./metrics-policy.js";
 import type { ProxyModeSettings } from "./proxy-mode.js";

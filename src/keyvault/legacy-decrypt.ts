@@ -4,7 +4,6 @@
  * `value`; the domain hands us the decoded RSA bytes of canonical text, which the SDK encodes back
  * to that very string, and the SDK decodes the result's `value` as the Go plugin did.
  */
-import { throughFirstRequestGate } from "./first-request-gate.js";
 import type { TokenCredential } from "@azure/identity";
 import {
   CryptographyClient,
@@ -14,6 +13,7 @@ import {
 import { KmsError } from "../kms/errors.js";
 import type { KeyReference, LegacyAlgorithm, UnwrapOptions } from "../kms/key-wrapper.js";
 import { kmsErrorFromAzure } from "./errors.js";
+import { throughFirstRequestGate } from "./first-request-gate.js";
 import { deadlineSignal } from "./resilience.js";
 import { SingleFlight } from "./single-flight.js";
 
