@@ -19,6 +19,8 @@ export function benchConfig() {
     /** Measured seconds per scenario run (each side of a baseline/plugin pair). */
     seconds: num("BENCH_SECONDS", quick ? 1 : 10),
     warmupSeconds: num("BENCH_WARMUP_SECONDS", quick ? 0.5 : 2),
+    /** Each scenario's seconds are cut into this many alternating baseline/plugin slices. */
+    slices: Math.max(1, Math.round(num("BENCH_SLICES", quick ? 1 : 5))),
     concurrencies: [1, 32],
     /** Decrypts of the apiserver cold start, and Encrypts of the KMS v1 write path. */
     coldN: num("BENCH_COLD_N", quick ? 500 : 10_000),

@@ -33,6 +33,24 @@ export function expectClean(broken, what, result) {
   return result;
 }
 
+/** After the first slice the connection is warm: a short settle between slices is enough. */
+const SLICE_WARMUP_MS = 250;
+
+/** One side's slices as one figure: the median of each latency quantile and of throughput. */
+function combineSlices(results) {
+  const latency = {};
+  for (const k of Object.keys(results[0].latency)) {
+    latency[k] = median(results.map((r) => r.latency[k]));
+  }
+  return {
+    latency,
+    throughput: median(results.map((r) => r.throughput)),
+    calls: results.reduce((a, r) => a + (r.latency.count ?? 0), 0),
+    wrong: results.reduce((a, r) => a + r.wrong, 0),
+    slices: results,
+  };
+}
+
 const medians = (runs) =>
   Object.fromEntries(Object.keys(runs[0]).map((k) => [k, median(runs.map((s) => s[k]))]));
 
@@ -113,7 +131,7 @@ export async function mainPluginPhase(ctx) {
 
 /**
  * 1. Against the limit: the baseline (its start-up measured like the plugin's), then Status,
- * Encrypt and cached Decrypt at each concurrency on both. Baseline and plugin alternate (ABBA)
+ * Encrypt and cached Decrypt at each concurrency on both, in alternating slices (BENCH_SLICES)
  * so that drift in the machine's load hits both alike; one client process drives both.
  */
 export async function limitPhase(ctx, { plugin, memory, sample }) {
@@ -138,31 +156,50 @@ export async function limitPhase(ctx, { plugin, memory, sample }) {
   for (const op of ["status", "encrypt", "decrypt"]) {
     for (const concurrency of cfg.concurrencies) {
       const scenario = { op, concurrency };
-      for (const side of turn++ % 2 === 0 ? ["baseline", "plugin"] : ["plugin", "baseline"]) {
-        if (side === "plugin") memory.loadStarted();
-        const r = await client.call("run", {
-          name: servers[side].name,
-          op,
-          concurrency,
-          warmupMs: cfg.warmupSeconds * 1000,
-          durationMs: cfg.seconds * 1000,
-          pool: "pool",
-          // The baseline answers one fixed plaintext; the plugin each item's own.
-          fixedPlaintext: side === "baseline" ? sample.plaintext : undefined,
-          verify: side === "plugin",
+      const slices = { baseline: [], plugin: [] };
+      const sliceRatios = [];
+      // Short alternating slices: a drift in the machine's speed hits both sides alike, and each
+      // ratio compares two neighbouring slices. The medians over slices are reported.
+      for (let i = 0; i < cfg.slices; i++) {
+        const pair = {};
+        for (const side of (turn + i) % 2 === 0 ? ["baseline", "plugin"] : ["plugin", "baseline"]) {
+          if (side === "plugin") memory.loadStarted();
+          const r = await client.call("run", {
+            name: servers[side].name,
+            op,
+            concurrency,
+            warmupMs: i === 0 ? cfg.warmupSeconds * 1000 : SLICE_WARMUP_MS,
+            durationMs: (cfg.seconds * 1000) / cfg.slices,
+            pool: "pool",
+            // The baseline answers one fixed plaintext; the plugin each item's own.
+            fixedPlaintext: side === "baseline" ? sample.plaintext : undefined,
+            verify: side === "plugin",
+          });
+          pair[side] = expectClean(ctx.broken, `${side} ${op} c${concurrency}`, r);
+          slices[side].push(r);
+          if (side === "plugin") memory.loadStopped();
+        }
+        const ratio = (k) => pair.plugin.latency[k] / pair.baseline.latency[k];
+        sliceRatios.push({
+          p50: ratio("p50"),
+          p99: ratio("p99"),
+          p999: ratio("p999"),
+          throughput: pair.plugin.throughput / pair.baseline.throughput,
         });
-        scenario[side] = expectClean(ctx.broken, `${side} ${op} c${concurrency}`, r);
-        if (side === "plugin") memory.loadStopped();
       }
+      turn++;
+      scenario.baseline = combineSlices(slices.baseline);
+      scenario.plugin = combineSlices(slices.plugin);
+      scenario.sliceRatios = sliceRatios;
       await memory.sample(`after ${op} c${concurrency}`, {
         baselineRssMiB: await rssMiB(baseline.pid),
       });
-      const ratio = (k) => scenario.plugin.latency[k] / scenario.baseline.latency[k];
+      const medianOf = (k) => median(sliceRatios.map((r) => r[k]));
       scenario.ratios = {
-        p50: ratio("p50"),
-        p99: ratio("p99"),
-        p999: ratio("p999"),
-        throughput: scenario.plugin.throughput / scenario.baseline.throughput,
+        p50: medianOf("p50"),
+        p99: medianOf("p99"),
+        p999: medianOf("p999"),
+        throughput: medianOf("throughput"),
       };
       scenarios.push(scenario);
       const [p, b] = [scenario.plugin, scenario.baseline];
