@@ -12,14 +12,12 @@ import {
   type Config,
 } from "../config/index.js";
 import {
-  createCredential,
   createKeyVaultWrapper,
   describeIdentity,
   type KeyDetailsInput,
   type KeyVaultWrapper,
+  type KeyVaultWrapperOptions,
 } from "../keyvault/index.js";
-import type { ProxyModeSettings } from "../keyvault/proxy-mode.js";
-import { KeyAllowlist } from "../kms/index.js";
 import { buildInfo, userAgent } from "../version.js";
 import {
   checkClockSkew,
@@ -32,6 +30,7 @@ import {
 import { checkSocketPath } from "./doctor-socket.js";
 import { formatVerdict, withTimeout, type Verdict } from "./doctor-verdict.js";
 import { exitCodes, type CommandIo } from "./io.js";
+import { keyVaultSetup } from "./key-vault-setup.js";
 
 /** Upper bound on each check. */
 export const checkTimeoutMs = 10_000;
@@ -80,44 +79,25 @@ function configVerdict(config: Config): Verdict {
 /** The Azure objects serve would build, without metrics or logging. */
 interface Setup {
   readonly config: Config;
-  readonly credential: ReturnType<typeof createCredential>;
+  readonly credential: KeyVaultWrapperOptions["credential"];
   readonly wrapper: KeyVaultWrapper;
   readonly keys: KeyDetailsInput;
 }
 
 function azureClients(config: Config): Setup {
-  const proxyMode: ProxyModeSettings | undefined = config.proxyMode
-    ? { address: config.proxyAddress, port: config.proxyPort }
-    : undefined;
-  const extra = {
-    ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
-    ...(proxyMode === undefined ? {} : { proxyMode }),
-  };
-  const credential = createCredential({
-    identity: config.identity,
-    authorityHost: config.authorityHost,
-    ...extra,
-  });
-  const allowlist = new KeyAllowlist({ vaultHost: config.vaultHost, keyName: config.keyName });
-  const wrapper = createKeyVaultWrapper({
-    vaultUrl: config.vaultUrl,
-    vaultHost: config.vaultHost,
-    keyName: config.keyName,
-    keyVersion: config.keyVersion,
-    credential,
-    userAgent,
-    isAllowed: (ref) => allowlist.allows(ref),
-    ...extra,
-  });
+  // Exactly what serve would build (no metrics observer: doctor serves no /metrics).
+  const { wrapperOptions } = keyVaultSetup(config);
+  const { credential } = wrapperOptions;
   const keys: KeyDetailsInput = {
     vaultUrl: config.vaultUrl,
     vaultHost: config.vaultHost,
     keyName: config.keyName,
     credential,
     userAgent,
-    ...extra,
+    ...(wrapperOptions.caPem === undefined ? {} : { caPem: wrapperOptions.caPem }),
+    ...(wrapperOptions.proxyMode === undefined ? {} : { proxyMode: wrapperOptions.proxyMode }),
   };
-  return { config, credential, wrapper, keys };
+  return { config, credential, wrapper: createKeyVaultWrapper(wrapperOptions), keys };
 }
 
 export async function doctorCommand(argv: readonly string[], io: CommandIo): Promise<number> {

@@ -9,19 +9,13 @@ import {
   readinessOf,
   trackKeyVaultCalls,
 } from "../http/index.js";
-import {
-  createCredential,
-  createKeyVaultWrapper,
-  describeIdentity,
-  routeAzureLogs,
-  type KeyVaultWrapperOptions,
-} from "../keyvault/index.js";
-import type { ProxyModeSettings } from "../keyvault/proxy-mode.js";
-import { createKmsService, KeyAllowlist } from "../kms/index.js";
+import { createKeyVaultWrapper, describeIdentity, routeAzureLogs } from "../keyvault/index.js";
+import { createKmsService } from "../kms/index.js";
 import { createRequestLog, type Logger } from "../log/index.js";
 import { createPluginMetrics, type PluginMetrics } from "../metrics/index.js";
-import { buildInfo, userAgent } from "../version.js";
+import { buildInfo } from "../version.js";
 import { fanOut, fanOutCalls, keyEventLogger } from "./key-events.js";
+import { keyVaultSetup } from "./key-vault-setup.js";
 
 /** In-flight calls get this long to finish on SIGTERM (kube-apiserver's default timeout is 3 s). */
 const shutdownGraceMs = 5_000;
@@ -60,36 +54,7 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     version: buildInfo.BuildVersion,
     commit: buildInfo.GitCommit,
   });
-  const proxyMode: ProxyModeSettings | undefined = config.proxyMode
-    ? { address: config.proxyAddress, port: config.proxyPort }
-    : undefined;
-  const allowlist = new KeyAllowlist({ vaultHost: config.vaultHost, keyName: config.keyName });
-  const credential = createCredential({
-    identity: config.identity,
-    authorityHost: config.authorityHost,
-    callObserver: metrics.keyVault,
-    ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
-    ...(proxyMode === undefined ? {} : { proxyMode }),
-  });
-  const wrapperOptions: KeyVaultWrapperOptions = {
-    vaultUrl: config.vaultUrl,
-    vaultHost: config.vaultHost,
-    keyName: config.keyName,
-    keyVersion: config.keyVersion,
-    credential,
-    userAgent,
-    isAllowed: (ref) => allowlist.allows(ref),
-    callObserver: metrics.keyVault,
-    resilience: {
-      rateLimit: config.keyVaultRateLimit,
-      burst: config.keyVaultBurst,
-      breakerThreshold: config.keyVaultBreakerThreshold,
-      breakerCoolDownMs: Math.min(500, config.keyVaultBreakerCoolDownMs),
-      breakerMaxCoolDownMs: config.keyVaultBreakerCoolDownMs,
-    },
-    ...(config.caPem === undefined ? {} : { caPem: config.caPem }),
-    ...(proxyMode === undefined ? {} : { proxyMode }),
-  };
+  const { allowlist, wrapperOptions } = keyVaultSetup(config, metrics.keyVault);
   // Readiness reports Key Vault as the plugin's own calls last found it: probes never call it.
   const keyVaultTracker = new KeyVaultTracker();
   const wrapper = trackKeyVaultCalls(createKeyVaultWrapper(wrapperOptions), keyVaultTracker);
