@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# keyvault-kms image: compiled JavaScript and production dependencies on distroless Node 20.
+# keyvault-kms image: compiled JavaScript and production dependencies on distroless Node 24.
 #
 #   docker build \
 #     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" \
@@ -10,7 +10,7 @@
 #
 # Runtime properties (checked by test/integration/image-layout.test.ts where they can be checked
 # without a Docker engine):
-# - no shell, no package manager: gcr.io/distroless/nodejs20-debian12 (glibc, CA certificates);
+# - no shell, no package manager: gcr.io/distroless/nodejs24-debian12 (glibc, CA certificates);
 # - production dependencies only (`npm ci --omit=dev` in its own stage);
 # - non-root by default: numeric USER 65532:65532, so that kubelet can enforce runAsNonRoot;
 # - nothing is written at run time except the KMS socket (a mounted directory), so the root
@@ -21,8 +21,8 @@
 #
 # Pin the base images by digest in your own builds (tag@sha256:…) for reproducibility.
 
-ARG NODE_BUILD_IMAGE=node:20-bookworm-slim
-ARG NODE_RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot
+ARG NODE_BUILD_IMAGE=node:24-bookworm-slim
+ARG NODE_RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
 # --- build: full dependency tree, TypeScript → dist/ ---------------------------------------------
 FROM ${NODE_BUILD_IMAGE} AS build

@@ -58,8 +58,10 @@ export function rsaDecrypt(privateKey: KeyObject, alg: RsaAlgorithm, data: Buffe
   }
 }
 
-// Node 20 refuses RSA_PKCS1_PADDING for private decryption (CVE-2023-46809), so do the raw
-// RSA operation and strip the PKCS#1 v1.5 type 2 padding here.
+// Node 24's RSA_PKCS1_PADDING decryption uses implicit rejection (OpenSSL 3.5; CVE-2023-46809): a
+// wrong ciphertext yields random bytes, not an error. An unwrap under the wrong key must fail, so
+// do the raw RSA operation and check the PKCS#1 v1.5 type 2 padding here. What Key Vault answers
+// to such a ciphertext is not recorded; BadParameter is this emulator's guess.
 function rsa15Decrypt(privateKey: KeyObject, data: Buffer): Buffer {
   const modulusBytes = Math.ceil((privateKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8);
   if (data.length !== modulusBytes) throw badParameter();

@@ -1,11 +1,12 @@
 import type { HeaderField } from "./hpack-decoder.js";
 
-// Octets nghttp2 accepts in :authority (its VALID_AUTHORITY_CHARS): RFC 3986 authority
-// characters without "/", "?", "#" and friends, and never empty. Checked octet by octet against
-// Node 20's server in test/integration/authority-problem.test.ts, which also shows that a host
-// header next to :authority is not checked, so only :authority needs rewriting.
+// Octets Node's HTTP/2 server (nghttp2) accepts in :authority: RFC 3986 host characters without
+// "/", "?", "#" and friends, and never empty. "@" (userinfo, RFC 9113 §8.3.1) is refused since
+// nghttp2/nghttp2#2262 (October 2024): Node 24.22 (nghttp2 1.70) refuses it, Node 20.20 (1.61) did not.
+// test/integration/authority-problem.test.ts checks every octet against the running Node, and
+// also shows that a host header next to :authority is not checked, so only :authority is rewritten.
 const ALLOWED = new Uint8Array(256);
-for (const c of "!$%&'()*+,-.:;=@[]_~") ALLOWED[c.charCodeAt(0)] = 1;
+for (const c of "!$%&'()*+,-.:;=[]_~") ALLOWED[c.charCodeAt(0)] = 1;
 for (let c = 0x30; c <= 0x39; c++) ALLOWED[c] = 1;
 for (let c = 0x41; c <= 0x5a; c++) ALLOWED[c] = 1;
 for (let c = 0x61; c <= 0x7a; c++) ALLOWED[c] = 1;

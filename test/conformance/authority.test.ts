@@ -1,11 +1,10 @@
 /**
- * The `:authority` values kube-apiserver's KMS clients send (reference/grpc-js-and-kube-apiserver.md,
- * contract §3.1, §7.1), through the real plugin's socket: `localhost` (v2 client, 1.32+), the
- * percent-encoded socket path (grpc-go ≥ 1.57: 1.29–1.31, and the v1 client since), and the raw
- * socket path (grpc-go 1.47–1.56: 1.25–1.28), which Node's HTTP/2 layer would reset unless the
- * plugin rewrites it. Each form is sent by two clients: grpc-js (nghttp2's encoder) and a
- * hand-rolled HTTP/2 client that sends exactly what grpc-go sends (HPACK-indexed headers, waits for
- * the server's SETTINGS).
+ * The `:authority` values kube-apiserver's KMS clients send (docs/kms-contract.md §3.1, §7.1),
+ * through the real plugin's socket: `localhost` (v2 client, 1.32+), the percent-encoded socket
+ * path (grpc-go ≥ 1.57: 1.29–1.31, and the v1 client since), and the raw socket path (grpc-go
+ * 1.47–1.56: 1.25–1.28), which Node's HTTP/2 layer would reset unless the plugin rewrites it.
+ * Each form is sent by two clients: grpc-js (nghttp2's encoder) and a hand-rolled HTTP/2 client
+ * that sends exactly what grpc-go sends (HPACK-indexed headers, waits for the server's SETTINGS).
  */
 import {
   create,
@@ -47,8 +46,16 @@ afterAll(async () => {
   await h.close();
 });
 
-type AuthorityForm = "localhost" | "percent-encoded socket path" | "raw socket path";
-const forms: AuthorityForm[] = ["localhost", "percent-encoded socket path", "raw socket path"];
+// The three forms kube-apiserver sends, and one it never sends but a client may: userinfo ("@"),
+// which Node 24's HTTP/2 layer refuses and Node 20's accepted.
+type AuthorityForm =
+  "localhost" | "percent-encoded socket path" | "raw socket path" | "userinfo (@)";
+const forms: AuthorityForm[] = [
+  "localhost",
+  "percent-encoded socket path",
+  "raw socket path",
+  "userinfo (@)",
+];
 
 function authority(form: AuthorityForm): string {
   switch (form) {
@@ -58,6 +65,8 @@ function authority(form: AuthorityForm): string {
       return encodeURIComponent(h.socketPath);
     case "raw socket path":
       return h.socketPath;
+    case "userinfo (@)":
+      return "kube-apiserver@localhost";
   }
 }
 

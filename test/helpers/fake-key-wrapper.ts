@@ -73,8 +73,9 @@ export interface FakeVault {
 const keyPairs = new Map<number, FakeKeyPair>();
 
 /**
- * RSA1_5 (PKCS#1 v1.5) decryption, test code only: Node 20 refuses RSA_PKCS1_PADDING for private
- * decryption, so do the raw RSA operation and check EM = 00 02 PS(≥8 non-zero) 00 M by hand.
+ * RSA1_5 (PKCS#1 v1.5) decryption, test code only. Node's RSA_PKCS1_PADDING decryption uses
+ * implicit rejection (a wrong ciphertext yields random bytes, not an error), so do the raw RSA
+ * operation and check EM = 00 02 PS(≥8 non-zero) 00 M by hand.
  */
 function rsa15Decrypt(privateKey: KeyObject, ciphertext: Uint8Array): Buffer | undefined {
   const k = Math.ceil((privateKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8);

@@ -1,7 +1,7 @@
 // A real grpc-go client (test/grpc-go/kmsprobe) against the whole plugin, dialing the way
 // kube-apiserver's KMS client does, in the three :authority forms it has sent over the years:
 // the raw socket path (1.25–1.28; also KMS v1 clients built with grpc-go < 1.57), the
-// percent-encoded path (1.29–1.31) and "localhost" (1.32+). Optional: needs Go and Debian's
+// percent-encoded path (1.29–1.31) and "localhost" (1.32+), and one with userinfo ("@"). Optional: needs Go and Debian's
 // grpc-go sources (scripts/install-grpc-go.sh); without them the suite is skipped and says why.
 import * as grpc from "@grpc/grpc-js";
 import { execFile, spawnSync } from "node:child_process";
@@ -150,6 +150,7 @@ suite(`grpc-go client${skipReason === undefined ? "" : ` (skipped: ${skipReason}
     ["raw", "the raw socket path (kube-apiserver 1.25–1.28)"],
     ["percent", "the percent-encoded path (kube-apiserver 1.29–1.31)"],
     ["localhost", '"localhost" (kube-apiserver 1.32+)'],
+    ["userinfo", "with userinfo, refused by Node 24's HTTP/2 layer (never sent by kube-apiserver)"],
   ])("serves :authority %s: %s", async (mode) => {
     const { result, code, stderr, stdout } = await probe(binary, h!.socketPath, mode);
     expect({ result, stderr: result === undefined ? `${stderr}\n${stdout}` : "" }).toMatchObject({
@@ -157,7 +158,11 @@ suite(`grpc-go client${skipReason === undefined ? "" : ` (skipped: ${skipReason}
       stderr: "",
     });
     expect(code).toBe(0);
-    const authority = { raw: h!.socketPath, localhost: "localhost" }[mode];
+    const authority = {
+      raw: h!.socketPath,
+      localhost: "localhost",
+      userinfo: "kube-apiserver@localhost",
+    }[mode];
     if (authority !== undefined) expect(result?.authority).toBe(authority);
     else expect(result?.authority).not.toContain("/");
     // The probe already requires Encrypt's key_id to equal Status's; all modes see one key.

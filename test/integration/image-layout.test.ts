@@ -69,6 +69,7 @@ function stages(all: readonly Instruction[]): Stage[] {
 }
 
 const dockerfile = await readFile(join(repoRoot, "Dockerfile"), "utf8");
+const nodeMajor = (await readFile(join(repoRoot, ".nvmrc"), "utf8")).trim();
 const all = instructions(dockerfile);
 const allStages = stages(all);
 const runtime = allStages[allStages.length - 1]!;
@@ -79,10 +80,13 @@ const buildInfoStep = allStages
   .find((i) => i.args.includes("build-info.json"));
 
 describe("Dockerfile", () => {
-  it("builds in a Node 20 stage and runs on distroless Node 20", () => {
+  it("builds and runs on the Node major that .nvmrc names and these tests run on", () => {
+    expect(process.versions.node.split(".")[0]).toBe(nodeMajor);
     expect(allStages.length).toBeGreaterThanOrEqual(2);
-    for (const stage of allStages.slice(0, -1)) expect(stage.from).toMatch(/^node:20[-.]/);
-    expect(runtime.from).toMatch(/^gcr\.io\/distroless\/nodejs20-debian\d+/);
+    for (const stage of allStages.slice(0, -1)) {
+      expect(stage.from).toMatch(new RegExp(`^node:${nodeMajor}-bookworm-slim$`));
+    }
+    expect(runtime.from).toBe(`gcr.io/distroless/nodejs${nodeMajor}-debian12:nonroot`);
     const builder = allStages.find((s) =>
       ops(s, "RUN").some((r) => r.args.includes("npm run build")),
     );

@@ -3,7 +3,7 @@
  * object validates against the Kubernetes OpenAPI schemas (kubernetes-models), the plugin's args
  * parse with the plugin's own flag parser, probes and ports match what the plugin serves, two
  * instances never share a socket or port, and every EncryptionConfiguration follows kube-apiserver's
- * rules (docs: ../shared/reference/kms-v2-apiserver-contract.md §4) and points at a plugin socket.
+ * rules (docs/kms-contract.md §4) and points at a plugin socket.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -291,8 +291,8 @@ describe("the plugin's pods", () => {
 
     it("requests and limits resources, requests below limits", () => {
       const { requests, limits } = container.resources ?? {};
-      expect(requests).toEqual({ cpu: "50m", memory: "96Mi" });
-      expect(limits).toEqual({ cpu: "500m", memory: "256Mi" });
+      expect(requests).toEqual({ cpu: "50m", memory: "128Mi" });
+      expect(limits).toEqual({ cpu: "500m", memory: "320Mi" });
       // The V8 heap stays below the memory limit.
       const heap = container["env"] as { name: string; value: string }[];
       const maxOld = /--max-old-space-size=(\d+)/.exec(

@@ -157,7 +157,7 @@ func (p *probe) v2Pair(svc, keyID string) {
 
 func main() {
 	socket := flag.String("socket", "", "unix socket path (dialed as a passthrough target, like kube-apiserver)")
-	mode := flag.String("mode", "raw", "authority: raw (no WithAuthority: grpc-go sends the path), percent, localhost")
+	mode := flag.String("mode", "raw", "authority: raw (no WithAuthority: grpc-go sends the path), percent, localhost, userinfo (user@localhost)")
 	seq := flag.Int("n", 200, "sequential v2 Encrypt+Decrypt pairs")
 	conc := flag.Int("c", 50, "concurrent v2 Encrypt+Decrypt pairs")
 	idle := flag.Duration("idle", 0, "stay connected but silent this long before the first call")
@@ -177,6 +177,9 @@ func main() {
 		opts = append(opts, grpc.WithAuthority(authority))
 	case "localhost":
 		authority = "localhost"
+		opts = append(opts, grpc.WithAuthority(authority))
+	case "userinfo":
+		authority = "kube-apiserver@localhost"
 		opts = append(opts, grpc.WithAuthority(authority))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown -mode %q\n", *mode)
