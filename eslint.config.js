@@ -35,7 +35,7 @@ export default tseslint.config(
       ],
     },
   },
-  // Module boundaries (architecture.md): the domain imports no transport, cloud or metrics code.
+  // Module boundaries (docs/architecture.md, "Modules"): the domain imports no transport, cloud or metrics code.
   {
     files: ["src/kms/**/*.ts"],
     rules: {

@@ -54,7 +54,7 @@ export function parseEmulatorFlags(argv: readonly string[], cwd: string): Emulat
   return { stateDir: resolve(cwd, stateDir), port, key: { name, kty, size: effectiveSize } };
 }
 
-/** The one JSON line of the emulator contract (architecture.md, "CLI contract"). */
+/** The one JSON line of the emulator contract (docs/architecture.md, "CLI contract"). */
 export function contractLine(emu: Emulator, keyName: string) {
   const serveArgs = [
     "--keyvault-url",

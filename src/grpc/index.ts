@@ -1,4 +1,4 @@
-/** The gRPC layer's public API (architecture.md, "Modules"). */
+/** The gRPC layer's public API (docs/architecture.md, "Modules"). */
 export { prepareConnection, type PrepareConnectionOptions } from "./authority-rewrite.js";
 export {
   addService,

@@ -4,7 +4,7 @@ import type { KmsErrorCode } from "../kms/index.js";
 /** The code a call ended with, as the observer and logs name it. */
 export type CallCode = "OK" | KmsErrorCode;
 
-/** KmsError code → gRPC status (architecture.md, "Errors → gRPC status"). */
+/** KmsError code → gRPC status (docs/architecture.md, "Errors → gRPC status"). */
 export function grpcStatusFromKmsCode(code: KmsErrorCode): status {
   switch (code) {
     case "INVALID_ARGUMENT":

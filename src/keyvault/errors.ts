@@ -42,9 +42,9 @@ function innerCode(details: unknown): string | undefined {
 const keyStateCodes = new Set(["KeyDisabled", "KeyExpired", "KeyNotYetValid"]);
 
 /**
- * One table from Azure SDK failures to KmsError (architecture.md "Errors"). `what` names the
- * operation and key for the message, e.g. `unwrapKey on mykey/0123…`; Key Vault's own text is kept
- * only as the cause, for logs.
+ * One table from Azure SDK failures to KmsError (docs/architecture.md, "Errors → gRPC status").
+ * `what` names the operation and key for the message, e.g. `unwrapKey on mykey/0123…`; Key Vault's
+ * own text is kept only as the cause, for logs.
  */
 export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
   if (err instanceof KmsError) return err;

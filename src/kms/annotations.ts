@@ -1,4 +1,4 @@
-/** kube-apiserver's own checks on EncryptResponse annotations (contract §2.2), applied on Decrypt. */
+/** kube-apiserver's own checks on EncryptResponse annotations (docs/kms-contract.md §2.2), applied on Decrypt. */
 import { KmsError } from "./errors.js";
 
 export const MAX_ANNOTATIONS_SIZE = 32 * 1024;

@@ -1,5 +1,5 @@
 /**
- * The ciphertext format (architecture.md, "The envelope"). Binary, big-endian, version 1:
+ * The ciphertext format (docs/architecture.md, "The envelope"). Binary, big-endian, version 1:
  *
  * | offset | size     | field                                                            |
  * |--------|----------|------------------------------------------------------------------|

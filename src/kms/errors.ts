@@ -1,4 +1,7 @@
-/** Error classes the domain raises; grpc/ maps each to a gRPC status (architecture.md, "Errors"). */
+/**
+ * Error classes the domain raises; grpc/ maps each to a gRPC status (docs/architecture.md,
+ * "Errors → gRPC status").
+ */
 export type KmsErrorCode =
   | "INVALID_ARGUMENT"
   | "FAILED_PRECONDITION"

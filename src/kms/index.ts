@@ -1,4 +1,4 @@
-/** The domain's public API (architecture.md, "Modules"). */
+/** The domain's public API (docs/architecture.md, "Modules"). */
 export { abortError, cancelledReason, deadlineExceededReason, raceAbort } from "./abort.js";
 export { KeyAllowlist, type AllowedKey } from "./allowlist.js";
 export { annotationKeyProblem, MAX_ANNOTATIONS_SIZE, validateAnnotations } from "./annotations.js";

@@ -1,7 +1,7 @@
 /**
  * Ciphertexts written by the Go plugin Azure/kubernetes-kms are the ASCII base64url text of a Key
- * Vault `encrypt` result (architecture.md, "Legacy ciphertexts"); ours start with a binary version
- * byte that is never one of those characters.
+ * Vault `encrypt` result (docs/architecture.md, "Legacy ciphertexts"); ours start with a binary
+ * version byte that is never one of those characters.
  */
 import { KmsError } from "./errors.js";
 

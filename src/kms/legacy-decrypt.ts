@@ -1,6 +1,6 @@
 /**
- * Decrypt of ciphertexts written by Azure/kubernetes-kms (architecture.md, "Legacy ciphertexts"),
- * so that a cluster can swap plugins and keep reading etcd. Each one is a Key Vault `decrypt`:
+ * Decrypt of ciphertexts written by Azure/kubernetes-kms (docs/architecture.md, "Legacy
+ * ciphertexts"), so that a cluster can swap plugins and keep reading etcd. Each one is a Key Vault `decrypt`:
  * v2 ciphertexts under the version whose URL hashes to the request's key_id (RSA-OAEP-256), v1
  * ones under the current version, then the newest usable others (RSA1_5), a bounded few.
  * Nothing is cached: the plaintexts are kube-apiserver's DEKs, which it caches itself.

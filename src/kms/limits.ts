@@ -1,4 +1,4 @@
-/** kube-apiserver's size limits per API (kms-v2-apiserver-contract.md §2.2, §2.4). */
+/** kube-apiserver's size limits per API (docs/kms-contract.md §2.2, §2.4). */
 
 /** v2 / v2alpha1: EncryptResponse.ciphertext must be 1..1024 bytes. */
 export const MAX_V2_CIPHERTEXT = 1024;

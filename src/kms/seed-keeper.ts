@@ -1,6 +1,6 @@
 /**
- * Which seeds may be used (architecture.md, "key_id and rotation"): the current seed, the cached
- * older ones, and Key Vault's view of the key's versions, refreshed by a poll. It promotes a new
+ * Which seeds may be used (docs/architecture.md, "key_id and rotation"): the current seed, the
+ * cached older ones, and Key Vault's view of the key's versions, refreshed by a poll. It promotes a new
  * version, replaces an old seed, and drops every seed under a revoked version.
  */
 import type { KeyAllowlist } from "./allowlist.js";

@@ -1,6 +1,6 @@
 /**
  * A seed: 32 random bytes, wrapped once by Key Vault, from which every Encrypt derives a one-time
- * AES-256-GCM key (architecture.md, "Seeds"). The plaintext bytes live only here and are zeroed
+ * AES-256-GCM key (docs/architecture.md, "Seeds"). The plaintext bytes live only here and are zeroed
  * when the seed is dropped.
  */
 import {

@@ -1,6 +1,6 @@
 /**
- * Status / Encrypt / Decrypt over envelope seeding (architecture.md, "The data path"). Encrypt and
- * Status never leave memory; Decrypt reaches the KeyWrapper only for a seed it has not cached,
+ * Status / Encrypt / Decrypt over envelope seeding (docs/architecture.md, "The data path").
+ * Encrypt and Status never leave memory; Decrypt reaches the KeyWrapper only for a seed it has not cached,
  * and only after every local check has passed. Which seeds may be used is the SeedKeeper's call.
  */
 import type { KeyAllowlist } from "./allowlist.js";

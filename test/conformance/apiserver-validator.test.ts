@@ -1,6 +1,6 @@
 /**
  * The suite's stand-in for kube-apiserver must itself be right: it has to refuse what
- * kube-apiserver refuses (contract §2), or the conformance tests could not fail.
+ * kube-apiserver refuses (docs/kms-contract.md §2), or the conformance tests could not fail.
  */
 import {
   APISERVER_1_25_1_26,

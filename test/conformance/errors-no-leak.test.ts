@@ -1,9 +1,10 @@
 /**
- * Errors never leak key material (architecture.md "Errors"; kube-apiserver logs every plugin
- * error text, contract §2.1–§2.3): for tampered ciphertexts on every service, the gRPC status
- * message contains no encoding of the plaintext, of the seed that sealed it, or of the derived
- * data key. The seed is recovered independently (Key Vault unwrapKey through the Azure SDK) and
- * proven right by opening the envelope with it, so the check cannot pass vacuously.
+ * Errors never leak key material (docs/architecture.md, "Errors → gRPC status"; kube-apiserver
+ * logs every plugin error text, docs/kms-contract.md §2.1–§2.3): for tampered ciphertexts on every
+ * service, the gRPC status message contains no encoding of the plaintext, of the seed that sealed
+ * it, or of the derived data key. The seed is recovered independently (Key Vault unwrapKey
+ * through the Azure SDK) and proven right by opening the envelope with it, so the check cannot
+ * pass vacuously.
  */
 import { createDecipheriv, randomBytes, randomUUID } from "node:crypto";
 import { KeyManagementService as V1 } from "../../src/gen/v1beta1/api_pb.js";
@@ -53,7 +54,7 @@ function flipped(bytes: Uint8Array, at: number): Buffer {
   return copy;
 }
 
-/** The status codes architecture.md gives bad input (tampering) and unknown key material. */
+/** The status codes docs/architecture.md gives bad input (tampering) and unknown key material. */
 const REFUSED = / → (INVALID_ARGUMENT|FAILED_PRECONDITION)$/;
 
 interface Sealed {

@@ -1,6 +1,6 @@
 /**
  * KMS v1 (`/v1beta1.KeyManagementService`) conformance, as kube-apiserver's v1 client uses it
- * (contract §1.3, §2.4): Version{version:"v1beta1"} once, then Encrypt/Decrypt carrying
+ * (docs/kms-contract.md §1.3, §2.4): Version{version:"v1beta1"} once, then Encrypt/Decrypt carrying
  * version "v1beta1" with a fresh 32-byte DEK per write; health = Encrypt("ping") + Decrypt;
  * the encrypted DEK is stored behind a uint16 length, so it must be < 65536 bytes.
  */

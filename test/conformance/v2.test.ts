@@ -1,7 +1,7 @@
 /**
  * KMS v2 (`/v2.KeyManagementService`) conformance: the real plugin (grpc-js server on a unix
  * socket, domain, Key Vault wrapper over the Azure SDK, HTTPS to the emulator) driven and judged
- * the way kube-apiserver drives and judges it (kms-v2-apiserver-contract.md §2, §3, §8).
+ * the way kube-apiserver drives and judges it (docs/kms-contract.md §2, §3, §8).
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -144,7 +144,8 @@ describe("v2 as kube-apiserver 1.29+ calls it (default flags, RSA-2048)", () => 
     const limit = await plaintextLimit(client);
     expect(limit.smallestRejected).toBe(limit.largest + 1);
     expect(limit.largestCiphertext).toBeLessThanOrEqual(1024);
-    // Only a plaintext that cannot fit is refused (architecture.md): the largest one fills 1 KiB.
+    // Only a plaintext that cannot fit is refused (docs/architecture.md, "The data path"): the
+    // largest one fills 1 KiB.
     expect(limit.largestCiphertext).toBe(1024);
     for (const size of [limit.smallestRejected, limit.smallestRejected + 1, 4096, 70_000]) {
       const err = await callError(client.encrypt({ plaintext: randomBytes(size) }));

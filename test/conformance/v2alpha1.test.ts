@@ -1,6 +1,6 @@
 /**
  * KMS v2alpha1 (`/v2alpha1.KeyManagementService`) conformance, as kube-apiserver 1.25/1.26 used
- * it (contract §1.2, §2.1, §3.3): Status must say exactly "v2alpha1", and Encrypt was called on
+ * it (docs/kms-contract.md §1.2, §2.1, §3.3): Status must say exactly "v2alpha1", and Encrypt was called on
  * every write with a fresh 32-byte DEK. Same messages as v2, same seeds on the same socket.
  */
 import { randomBytes, randomUUID } from "node:crypto";

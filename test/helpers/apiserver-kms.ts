@@ -1,7 +1,6 @@
 /**
- * kube-apiserver as a KMS client, re-implemented in test code from
- * /work/shared/reference/kms-v2-apiserver-contract.md so the conformance suite judges the plugin
- * exactly as kube-apiserver would:
+ * kube-apiserver as a KMS client, re-implemented in test code from docs/kms-contract.md so the
+ * conformance suite judges the plugin exactly as kube-apiserver would:
  *
  * - the pure checks of §2 (`validateKeyID`, `isFullyQualifiedDomainName`, `validateAnnotations`,
  *   `validateEncryptedObject`, `StatusValidator`), mirroring k8s.io/apiserver

@@ -1,7 +1,7 @@
 /**
- * Ciphertexts made exactly as Azure/kubernetes-kms makes them (reference azure-kubernetes-kms.md
- * §3): Key Vault `encrypt` through the real Azure SDK against the emulator, then the Go plugin's
- * encoding. Its ciphertext is the ASCII bytes of the base64url string Key Vault returns (taken
+ * Ciphertexts made exactly as Azure/kubernetes-kms makes them (docs/architecture.md, "Legacy
+ * ciphertexts"): Key Vault `encrypt` through the real Azure SDK against the emulator, then the Go
+ * plugin's encoding. Its ciphertext is the ASCII bytes of the base64url string Key Vault returns (taken
  * from the raw HTTP response, as the Go SDK hands it over), not the RSA bytes.
  */
 import { createHash, randomUUID } from "node:crypto";
