@@ -1,6 +1,11 @@
 import { resolve } from "node:path";
 import { parseFlags, parseUint, UsageError, type FlagSpec } from "../config/index.js";
-import { createEmulator, type Emulator, type EmulatorKeySpec } from "../emulator/index.js";
+import {
+  createEmulator,
+  parseKeyPermissions,
+  type Emulator,
+  type EmulatorKeySpec,
+} from "../emulator/index.js";
 import { exitCodes, untilAborted, type CommandIo } from "./io.js";
 
 export const emulatorFlags: readonly FlagSpec[] = [
@@ -24,12 +29,28 @@ export const emulatorFlags: readonly FlagSpec[] = [
     default: "2048",
     help: "RSA: 2048, 3072 or 4096; oct-HSM: 256",
   },
+  {
+    name: "key-permissions",
+    kind: "string",
+    default: "all",
+    help: "access-policy key permissions of every identity, comma-separated (get,list,wrapKey,unwrapKey,…)",
+  },
+  {
+    name: "api-versions",
+    kind: "string",
+    default: "",
+    help: "api-versions the keys API accepts, comma-separated, oldest first (default: all published)",
+  },
 ];
 
 export interface EmulatorSettings {
   readonly stateDir: string;
   readonly port: number;
   readonly key: EmulatorKeySpec;
+  /** Absent: all. */
+  readonly keyPermissions?: string[];
+  /** Absent or empty: every published version. */
+  readonly apiVersions?: string[];
 }
 
 export function parseEmulatorFlags(argv: readonly string[], cwd: string): EmulatorSettings {
@@ -51,7 +72,24 @@ export function parseEmulatorFlags(argv: readonly string[], cwd: string): Emulat
   }
   const name = get("key-name");
   if (!/^[0-9a-zA-Z-]{1,127}$/.test(name)) throw new UsageError(`invalid -key-name "${name}"`);
-  return { stateDir: resolve(cwd, stateDir), port, key: { name, kty, size: effectiveSize } };
+  const list = (flag: string) =>
+    get(flag)
+      .split(",")
+      .map((v) => v.trim())
+      .filter((v) => v !== "");
+  const keyPermissions = list("key-permissions");
+  try {
+    parseKeyPermissions(keyPermissions);
+  } catch (err) {
+    throw new UsageError(`invalid -key-permissions: ${(err as Error).message}`);
+  }
+  return {
+    stateDir: resolve(cwd, stateDir),
+    port,
+    key: { name, kty, size: effectiveSize },
+    keyPermissions,
+    apiVersions: list("api-versions"),
+  };
 }
 
 /** The one JSON line of the emulator contract (docs/architecture.md, "CLI contract"). */
@@ -85,6 +123,10 @@ export async function startEmulatorFrom(settings: EmulatorSettings): Promise<Emu
     port: settings.port,
     flavor: settings.key.kty === "oct-HSM" ? "managedhsm" : "vault",
     keys: [settings.key],
+    ...(settings.keyPermissions === undefined ? {} : { keyPermissions: settings.keyPermissions }),
+    ...(settings.apiVersions === undefined || settings.apiVersions.length === 0
+      ? {}
+      : { apiVersions: settings.apiVersions }),
   });
 }
 

@@ -29,6 +29,10 @@ export function keyEventLogger(logger: Logger): KmsObserver {
         "could not read the key's versions; keeping the current state",
       );
     },
+    onKeyViewLimited(limitation) {
+      if (limitation === undefined) logger.info({}, "Key Vault lists the key's versions again");
+      else logger.warn({}, limitation);
+    },
   };
 }
 
@@ -53,6 +57,7 @@ export function fanOut(...observers: KmsObserver[]): KmsObserver {
     onRestore: each("onRestore"),
     onSeedCreated: each("onSeedCreated"),
     onRefreshFailed: each("onRefreshFailed"),
+    onKeyViewLimited: each("onKeyViewLimited"),
   };
 }
 

@@ -45,6 +45,7 @@ export function keyVaultSetup(config: Config, callObserver?: KeyVaultCallObserve
       credential,
       userAgent,
       isAllowed: (ref) => allowlist.allows(ref),
+      ...(config.keyVaultApiVersion === "" ? {} : { apiVersion: config.keyVaultApiVersion }),
       resilience: {
         rateLimit: config.keyVaultRateLimit,
         burst: config.keyVaultBurst,

@@ -57,7 +57,19 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
   const { allowlist, wrapperOptions } = keyVaultSetup(config, metrics.keyVault);
   // Readiness reports Key Vault as the plugin's own calls last found it: probes never call it.
   const keyVaultTracker = new KeyVaultTracker();
-  const wrapper = trackKeyVaultCalls(createKeyVaultWrapper(wrapperOptions), keyVaultTracker);
+  const keysLog = logger.child({ component: "keys" });
+  const wrapper = trackKeyVaultCalls(
+    createKeyVaultWrapper({
+      ...wrapperOptions,
+      onApiVersionFallback: (from, to) => {
+        keysLog.warn(
+          { from, to },
+          "Key Vault does not know the SDK's api-version; every request now uses the one it named (set --keyvault-api-version to choose)",
+        );
+      },
+    }),
+    keyVaultTracker,
+  );
   const service = createKmsService({
     wrapper,
     allowlist,
@@ -65,7 +77,7 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     statusVersion: config.statusVersion,
     pollIntervalMs: config.rotationPollIntervalMs,
     seedMaxAgeMs: config.seedMaxAgeMs,
-    observer: fanOut(metrics.observer, keyEventLogger(logger.child({ component: "keys" }))),
+    observer: fanOut(metrics.observer, keyEventLogger(keysLog)),
   });
   metrics.watch(() => service.stats());
   const server = createKmsServer({

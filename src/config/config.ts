@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { HttpAddressError, parseHttpAddress, type HttpAddress } from "../http/index.js";
+import { isApiVersion } from "../keyvault/api-version.js";
 import { readAzureJson, type AzureJson } from "./azure-json.js";
 import { CloudError, resolveCloud, type Cloud } from "./clouds.js";
 import {
@@ -83,6 +84,8 @@ export interface Config {
   /** Consecutive failed Key Vault tries that open the circuit (0: no breaker), and its cool-down. */
   readonly keyVaultBreakerThreshold: number;
   readonly keyVaultBreakerCoolDownMs: number;
+  /** The keys API version to ask for; empty: the SDK's, falling back to what Key Vault knows. */
+  readonly keyVaultApiVersion: string;
   /** Where Prometheus scrapes `/metrics`. */
   readonly metricsAddress: HttpAddress;
   readonly verbosity: number;
@@ -208,6 +211,12 @@ export const serveFlags: readonly FlagSpec[] = [
     kind: "duration",
     default: "5s",
     help: "longest wait of an open circuit before it lets one probe request through (the first wait is 500ms, doubled after each failed probe up to this)",
+  },
+  {
+    name: "keyvault-api-version",
+    kind: "string",
+    default: "",
+    help: "Key Vault REST api-version for every request (e.g. 7.1 for a cloud that lags); empty: the SDK's newest, switching once to the version Key Vault names if it does not know that one",
   },
   {
     name: "metrics-addr",
@@ -528,6 +537,12 @@ export async function parseConfig(
   if (keyVaultBreakerCoolDownMs < 10 || keyVaultBreakerCoolDownMs > 600_000) {
     throw new UsageError("-keyvault-breaker-cooldown must be between 10ms and 10m");
   }
+  const keyVaultApiVersion = get("keyvault-api-version").trim();
+  if (keyVaultApiVersion !== "" && !isApiVersion(keyVaultApiVersion)) {
+    throw new UsageError(
+      `invalid -keyvault-api-version "${keyVaultApiVersion}": a Key Vault REST version such as 7.1, 7.4 or 2025-07-01`,
+    );
+  }
   let metricsAddress: HttpAddress;
   try {
     metricsAddress = parseHttpAddress("metrics-addr", get("metrics-addr"));
@@ -622,6 +637,7 @@ export async function parseConfig(
     keyVaultBurst,
     keyVaultBreakerThreshold,
     keyVaultBreakerCoolDownMs,
+    keyVaultApiVersion,
     metricsAddress: Object.freeze(metricsAddress),
     verbosity,
     logFormatJson,
@@ -676,6 +692,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
       config.keyVaultBreakerThreshold === 0
         ? "off"
         : `${config.keyVaultBreakerThreshold} failures, cool-down up to ${config.keyVaultBreakerCoolDownMs}ms`,
+    keyVaultApiVersion:
+      config.keyVaultApiVersion === "" ? "(SDK default)" : config.keyVaultApiVersion,
     metricsAddr: `${config.metricsAddress.host ?? ""}:${config.metricsAddress.port}`,
     verbosity: config.verbosity,
     healthz: `${config.healthzHost.includes(":") ? `[${config.healthzHost}]` : config.healthzHost}:${config.healthzPort} (/livez, /readyz, ${config.healthzPath})`,

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { KeyPermission } from "./access-policy.js";
 import type { Counters, Operation } from "./counters.js";
 import type { IdentityDirectory } from "./directory.js";
 import { applyFault, type FaultQueue, type FaultStyle } from "./faults.js";
@@ -25,6 +26,10 @@ export interface EmulatorCore {
   readonly federation: FederatedTokens;
   readonly counters: Counters;
   readonly faults: FaultQueue;
+  /** api-versions the keys API accepts, oldest first. */
+  readonly apiVersions: readonly string[];
+  /** The access policy's key permissions, shared by every identity; changed by control calls. */
+  keyPermissions: ReadonlySet<KeyPermission>;
   /** Resolves after ms; rejects when the emulator closes. */
   readonly sleep: (ms: number) => Promise<void>;
   /** host:port to use when a request has no usable Host header. */

@@ -1,3 +1,4 @@
+import { KEY_PERMISSIONS, parseKeyPermissions } from "./access-policy.js";
 import type { EmulatorCore, RequestContext } from "./context.js";
 import { validateFault } from "./faults.js";
 import {
@@ -10,7 +11,7 @@ import {
 } from "./http-io.js";
 import type { FaultSpec } from "./types.js";
 
-/** /_emulator/counters and /_emulator/faults: no auth, loopback peers only. */
+/** /_emulator/counters, /faults and /permissions: no auth, loopback peers only. */
 export async function handleControlApi(core: EmulatorCore, ctx: RequestContext): Promise<boolean> {
   const [root, resource, ...rest] = ctx.segments;
   if (root !== "_emulator") return false;
@@ -45,18 +46,53 @@ export async function handleControlApi(core: EmulatorCore, ctx: RequestContext):
       return true;
     }
   }
+  if (rest.length === 0 && resource === "permissions") {
+    if (method === "GET") {
+      sendJson(ctx.res, 200, { keys: [...core.keyPermissions] });
+      return true;
+    }
+    if (method === "POST") {
+      core.keyPermissions = await readPermissions(ctx);
+      sendJson(ctx.res, 200, { keys: [...core.keyPermissions] });
+      return true;
+    }
+    if (method === "DELETE") {
+      core.keyPermissions = new Set(KEY_PERMISSIONS);
+      sendEmpty(ctx.res, 204);
+      return true;
+    }
+  }
   throw new KeyVaultError(404, "NotFound", `No control path ${method ?? "?"} ${ctx.url.pathname}.`);
+}
+
+async function readJson(ctx: RequestContext): Promise<unknown> {
+  const raw = await readBody(ctx.req);
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw badParameter("The request body is not valid JSON.");
+  }
+}
+
+/** `{"keys": ["get", "list", …]}`: the access policy's new key permissions. */
+async function readPermissions(
+  ctx: RequestContext,
+): Promise<ReturnType<typeof parseKeyPermissions>> {
+  const parsed = await readJson(ctx);
+  const keys = (parsed as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === "string")) {
+    throw badParameter('Expected {"keys": [permission, …]}.');
+  }
+  try {
+    return parseKeyPermissions(keys);
+  } catch (err) {
+    throw badParameter((err as Error).message);
+  }
 }
 
 /** One fault object, or an array of them (queued in order). */
 async function readFaults(ctx: RequestContext): Promise<FaultSpec[]> {
-  const raw = await readBody(ctx.req);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw.toString("utf8"));
-  } catch {
-    throw badParameter("The request body is not valid JSON.");
-  }
+  const parsed = await readJson(ctx);
   try {
     return Array.isArray(parsed) ? parsed.map(validateFault) : [validateFault(parsed)];
   } catch (err) {

@@ -44,14 +44,20 @@ export function runCryptoOperation(
   return { kid: kidOf(host, key.name, key.version), value: encodeBase64Url(output) };
 }
 
+/**
+ * Key state refusals. No capture of a key's 403 was found; the shape follows the secrets API's
+ * recorded "(Forbidden) Operation get is not allowed on a expired secret." with inner code
+ * SecretExpired (Azure/AzureKeyVault#19), and the refusal the SDKs' troubleshooting guides quote: "Operation decrypt is not permitted on this key.", inner KeyOperationForbidden
+ * (Azure/azure-sdk-for-net sdk/keyvault/TROUBLESHOOTING.md, "Operation Not Permitted").
+ */
 function checkUsable(key: KeyVersion, operation: CryptoOperation): void {
   const op = KEY_OP[operation];
   const { enabled, nbf, exp } = key.attributes;
   if (!enabled) {
     throw forbidden(`Operation ${op} is not allowed on a disabled key.`, "KeyDisabled");
   }
-  // Key Vault documents that decrypt and unwrap keep working outside nbf..exp, so that data
-  // protected while the key was valid stays recoverable; only new encryption is refused.
+  // Outside nbf..exp only new encryption and wrapping are refused; decrypt and unwrap go on
+  // (learn.microsoft.com/azure/key-vault/keys/about-keys-details, "Key attributes").
   if (operation === "encrypt" || operation === "wrapkey") {
     const now = nowSeconds();
     if (nbf !== undefined && now < nbf) {
@@ -65,10 +71,7 @@ function checkUsable(key: KeyVersion, operation: CryptoOperation): void {
     }
   }
   if (!key.keyOps.includes(op)) {
-    throw forbidden(
-      `Operation ${op} is not permitted by the key_ops of this key.`,
-      "KeyOperationNotAllowed",
-    );
+    throw forbidden(`Operation ${op} is not permitted on this key.`, "KeyOperationForbidden");
   }
 }
 

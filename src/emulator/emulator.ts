@@ -4,6 +4,8 @@ import { writeFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import type { Server } from "node:https";
 import { setTimeout as delay } from "node:timers/promises";
+import { KEY_PERMISSIONS, parseKeyPermissions } from "./access-policy.js";
+import { KNOWN_API_VERSIONS } from "./api-versions.js";
 import { caNeedsRenewal, createCa, issueServerCertificate } from "./certificates.js";
 import { generateClientCertificate, writeClientCertificateFiles } from "./client-certificates.js";
 import type { EmulatorCore } from "./context.js";
@@ -95,6 +97,11 @@ export async function createEmulator(options: EmulatorOptions = {}): Promise<Emu
     federation: new FederatedTokens(Buffer.from(state.tokenKey, "base64")),
     counters: new Counters(),
     faults: new FaultQueue(),
+    apiVersions: options.apiVersions ?? KNOWN_API_VERSIONS,
+    keyPermissions:
+      options.keyPermissions === undefined
+        ? new Set(KEY_PERMISSIONS)
+        : parseKeyPermissions(options.keyPermissions),
     sleep: async (ms) => {
       try {
         await delay(ms, undefined, { signal: closing.signal });
@@ -190,6 +197,10 @@ function buildHandle(
     },
     clearFaults: () => {
       core.faults.clear();
+    },
+    setKeyPermissions: (permissions) => {
+      core.keyPermissions =
+        permissions === undefined ? new Set(KEY_PERMISSIONS) : parseKeyPermissions(permissions);
     },
     createKey: async (spec) => ref(await core.keys.create(spec.name, createParams(spec))),
     rotateKey: async (name) => ref(await core.keys.rotate(name)),

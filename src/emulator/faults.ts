@@ -3,7 +3,9 @@ import { isOperation, type Operation } from "./counters.js";
 import { isRecord, sendJson } from "./http-io.js";
 import type { FaultKind, FaultSpec } from "./types.js";
 
-const KINDS: readonly FaultKind[] = ["latency", "429", "500", "503", "reset"];
+const KINDS: readonly FaultKind[] = ["latency", "429", "500", "503", "reset", "emptyPage"];
+/** Kinds the operation applies itself, in its answer, rather than before it runs. */
+const IN_ANSWER: readonly FaultKind[] = ["emptyPage"];
 const MAX_LATENCY_MS = 120_000;
 
 interface QueuedFault {
@@ -29,10 +31,15 @@ export class FaultQueue {
     return this.queue.map((f) => f.spec);
   }
 
-  /** Consumes one use of the first queued fault that matches the operation. */
-  take(operation: Operation): FaultSpec | undefined {
+  /**
+   * Consumes one use of the first queued fault that matches the operation: of `kind` when given,
+   * else of any kind that acts before the operation runs.
+   */
+  take(operation: Operation, kind?: FaultKind): FaultSpec | undefined {
     const index = this.queue.findIndex(
-      (f) => f.spec.operation === "*" || f.spec.operation === operation,
+      (f) =>
+        (f.spec.operation === "*" || f.spec.operation === operation) &&
+        (kind === undefined ? !IN_ANSWER.includes(f.spec.kind) : f.spec.kind === kind),
     );
     const fault = this.queue[index];
     if (fault === undefined) return undefined;
@@ -58,6 +65,9 @@ export function validateFault(input: unknown): FaultSpec {
   if (ms !== undefined) spec.ms = whole(ms, "ms", 0, MAX_LATENCY_MS);
   if (retryAfter !== undefined) spec.retryAfter = whole(retryAfter, "retryAfter", 0, 3600);
   if (spec.kind === "latency" && spec.ms === undefined) throw new TypeError("latency needs ms");
+  if (spec.kind === "emptyPage" && operation !== "list") {
+    throw new TypeError("emptyPage applies to the list operation only");
+  }
   return spec;
 }
 
@@ -92,6 +102,8 @@ export async function applyFault(
     case "latency":
       await sleep(fault.ms ?? 0);
       return false;
+    case "emptyPage":
+      return false; // applied by the list itself
     case "reset":
       req.socket.destroy();
       return true;

@@ -36,7 +36,6 @@ export function sendJson(
     "content-type": "application/json; charset=utf-8",
     "content-length": String(data.length),
     "cache-control": "no-cache",
-    "x-ms-keyvault-service-version": "1.9.0.0",
     ...headers,
   });
   res.end(data);

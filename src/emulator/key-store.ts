@@ -100,7 +100,12 @@ export function isKeyName(name: string): boolean {
   return KEY_NAME.test(name);
 }
 
-/** All keys of one vault, by name; each name holds its versions in creation order. */
+/**
+ * All keys of one vault, by name; each name holds its versions in creation order. Names and
+ * versions are case-insensitive (Key Vault object names are; learn.microsoft.com/azure/key-vault/
+ * general/about-keys-secrets-certificates, "Object identifiers"), so the maps are keyed by the
+ * lower-case name, and kids keep the spelling the key was created with.
+ */
 export class KeyStore {
   private readonly live = new Map<string, KeyVersion[]>();
   private readonly deleted = new Map<string, DeletedKey>();
@@ -108,7 +113,7 @@ export class KeyStore {
   constructor(private readonly onChange: () => void) {}
 
   has(name: string): boolean {
-    return this.live.has(name);
+    return this.live.has(id(name));
   }
 
   async create(name: string, params: CreateParams): Promise<KeyVersion> {
@@ -135,7 +140,7 @@ export class KeyStore {
     if (params.nbf !== undefined) attributes.nbf = params.nbf;
     if (params.exp !== undefined) attributes.exp = params.exp;
     const key: KeyVersion = {
-      name,
+      name: this.live.get(id(name))?.[0]?.name ?? name,
       version: randomBytes(16).toString("hex"),
       kty,
       size,
@@ -144,9 +149,9 @@ export class KeyStore {
       tags: { ...params.tags },
       material,
     };
-    const versions = this.live.get(name) ?? [];
+    const versions = this.live.get(id(name)) ?? [];
     versions.push(key);
-    this.live.set(name, versions);
+    this.live.set(id(name), versions);
     this.onChange();
     return key;
   }
@@ -164,19 +169,18 @@ export class KeyStore {
 
   /** version "" or undefined means the latest (most recently created) version. */
   get(name: string, version?: string): KeyVersion {
-    const versions = this.live.get(name);
+    const versions = this.live.get(id(name));
     const key =
       version === undefined || version === ""
         ? versions?.at(-1)
-        : versions?.find((v) => v.version === version);
+        : versions?.find((v) => v.version === version.toLowerCase());
     if (key === undefined) throw keyNotFound(name, version);
     return key;
   }
 
+  /** Every version of a live key; none for a missing or deleted one. */
   versions(name: string): readonly KeyVersion[] {
-    const versions = this.live.get(name);
-    if (versions === undefined) throw keyNotFound(name);
-    return versions;
+    return this.live.get(id(name)) ?? [];
   }
 
   update(name: string, version: string, patch: UpdateParams): KeyVersion {
@@ -197,7 +201,7 @@ export class KeyStore {
   }
 
   delete(name: string): DeletedKey {
-    const versions = this.live.get(name);
+    const versions = this.live.get(id(name));
     if (versions === undefined) throw keyNotFound(name);
     const now = nowSeconds();
     const entry: DeletedKey = {
@@ -205,37 +209,39 @@ export class KeyStore {
       deletedDate: now,
       scheduledPurgeDate: now + RECOVERABLE_DAYS * 86_400,
     };
-    this.live.delete(name);
-    this.deleted.set(name, entry);
+    this.live.delete(id(name));
+    this.deleted.set(id(name), entry);
     this.onChange();
     return entry;
   }
 
   getDeleted(name: string): DeletedKey {
-    const entry = this.deleted.get(name);
+    const entry = this.deleted.get(id(name));
     if (entry === undefined) throw deletedKeyNotFound(name);
     return entry;
   }
 
   purge(name: string): void {
-    if (!this.deleted.delete(name)) throw deletedKeyNotFound(name);
+    if (!this.deleted.delete(id(name))) throw deletedKeyNotFound(name);
     this.onChange();
   }
 
   recover(name: string): KeyVersion {
     const entry = this.getDeleted(name);
-    this.deleted.delete(name);
-    this.live.set(name, entry.versions);
+    this.deleted.delete(id(name));
+    this.live.set(id(name), entry.versions);
     this.onChange();
     return this.get(name);
   }
 
   toJSON(): PersistedKey[] {
     const out: PersistedKey[] = [];
-    for (const [name, versions] of this.live) out.push({ name, versions: versions.map(persist) });
-    for (const [name, entry] of this.deleted) {
+    for (const versions of this.live.values()) {
+      out.push({ name: nameOf(versions), versions: versions.map(persist) });
+    }
+    for (const entry of this.deleted.values()) {
       out.push({
-        name,
+        name: nameOf(entry.versions),
         versions: entry.versions.map(persist),
         deleted: { deletedDate: entry.deletedDate, scheduledPurgeDate: entry.scheduledPurgeDate },
       });
@@ -249,13 +255,13 @@ export class KeyStore {
     this.deleted.clear();
     for (const key of keys) {
       const versions = key.versions.map((v) => restore(key.name, v));
-      if (key.deleted === undefined) this.live.set(key.name, versions);
-      else this.deleted.set(key.name, { versions, ...key.deleted });
+      if (key.deleted === undefined) this.live.set(id(key.name), versions);
+      else this.deleted.set(id(key.name), { versions, ...key.deleted });
     }
   }
 
   private ensureNotDeleted(name: string): void {
-    if (this.deleted.has(name)) {
+    if (this.deleted.has(id(name))) {
       throw new KeyVaultError(
         409,
         "Conflict",
@@ -265,6 +271,9 @@ export class KeyStore {
     }
   }
 }
+
+const id = (name: string): string => name.toLowerCase();
+const nameOf = (versions: readonly KeyVersion[]): string => versions[0]?.name ?? "";
 
 function deletedKeyNotFound(name: string): KeyVaultError {
   return new KeyVaultError(404, "KeyNotFound", `Deleted Key not found: ${name}`);

@@ -28,6 +28,10 @@ export interface EmulatorOptions {
   clientCertificates?: string[];
   /** Plain-HTTP IMDS port on 127.0.0.1; 0 or absent: a random free port. */
   imdsPort?: number;
+  /** api-versions the keys API accepts, oldest first (default: every published one). */
+  apiVersions?: string[];
+  /** Access-policy key permissions of every identity (default: all), e.g. ["get", "list"]. */
+  keyPermissions?: string[];
   /**
    * Managed identities IMDS serves. Default: a system-assigned identity, no user-assigned ones.
    * Client IDs of user-assigned identities are registered (and created) as given.
@@ -68,7 +72,8 @@ export interface ClientCertificateInfo {
   readonly password: string;
 }
 
-export type FaultKind = "latency" | "429" | "500" | "503" | "reset";
+/** "emptyPage" (list only): a page with no items and a nextLink, as real vaults send. */
+export type FaultKind = "latency" | "429" | "500" | "503" | "reset" | "emptyPage";
 
 export interface FaultSpec {
   /** An operation name (see counters) or "*" for every operation. */
@@ -124,6 +129,8 @@ export interface Emulator {
   issuedTokens(): string[];
   addFault(fault: FaultSpec): void;
   clearFaults(): void;
+  /** Replaces the access policy's key permissions; undefined restores all. */
+  setKeyPermissions(permissions: string[] | undefined): void;
   createKey(spec: EmulatorKeySpec): Promise<KeyVersionRef>;
   rotateKey(name: string): Promise<KeyVersionRef>;
   updateKeyVersion(name: string, version: string, update: KeyVersionUpdate): void;

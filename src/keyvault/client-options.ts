@@ -11,6 +11,7 @@ import {
   keyVaultMetricsPolicy,
   type KeyVaultCallObserver,
 } from "./metrics-policy.js";
+import type { ApiVersionPolicy } from "./api-version.js";
 import { createResilience, type KeyVaultResilience } from "./resilience.js";
 
 export interface ClientOptionsInput {
@@ -24,6 +25,8 @@ export interface ClientOptionsInput {
   readonly callObserver?: KeyVaultCallObserver;
   /** Retries, rate limit and circuit breaker shared by every client (default: their defaults). */
   readonly resilience?: KeyVaultResilience;
+  /** The api-version every request asks for (pinned, or learned from Key Vault's 400). */
+  readonly apiVersion?: ApiVersionPolicy;
 }
 
 /** Loopback hosts: an explicitly configured local endpoint, never a real vault. */
@@ -46,6 +49,8 @@ export function keyVaultClientOptions(input: ClientOptionsInput) {
     retryOptions: { maxRetries: 0 },
     userAgentOptions: { userAgentPrefix: input.userAgent },
     ...policies(
+      // Outermost: a retry with an older api-version is a new request to the limiter too.
+      input.apiVersion?.config,
       // perCall: runs once per logical request, around the auth policy and every try.
       (input.resilience ?? createResilience()).policy,
       // First, so it times the whole try and sees the client URL, not the proxy-mode rewrite.

@@ -4,6 +4,7 @@ import {
   CredentialUnavailableError,
 } from "@azure/identity";
 import { KmsError } from "../kms/errors.js";
+import { suggestedApiVersion } from "./api-version.js";
 import { IdentitySetupError } from "./client-certificate.js";
 
 /** What a Key Vault failure looks like through @azure/core-rest-pipeline, read by shape. */
@@ -118,12 +119,19 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
       },
     );
   }
-  if (status === 403) {
+  if (status === 403 && inner === "KeyOperationForbidden") {
     return new KmsError(
-      "PERMISSION_DENIED",
-      `${what}: Key Vault denied the request (403 ${reason}); grant the identity wrapKey/unwrapKey/get (role Key Vault Crypto User)`,
+      "FAILED_PRECONDITION",
+      `${what}: Key Vault refused the operation on this key version (403 KeyOperationForbidden): ` +
+        "its permitted operations (key_ops) must include wrapKey and unwrapKey; set them on the " +
+        "version (az keyvault key set-attributes --ops) or rotate to a version that has them",
       { cause: err },
     );
+  }
+  if (status === 403) {
+    return new KmsError("PERMISSION_DENIED", `${what}: ${forbiddenAdvice(e, reason)}`, {
+      cause: err,
+    });
   }
   if (status === 404) {
     return new KmsError(
@@ -132,6 +140,14 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
       {
         cause: err,
       },
+    );
+  }
+  const suggested = suggestedApiVersion(status, messageOf(e));
+  if (suggested !== undefined) {
+    return new KmsError(
+      "FAILED_PRECONDITION",
+      `${what}: Key Vault does not know the requested api-version; the newest it supports is ${suggested}: run with --keyvault-api-version ${suggested}`,
+      { cause: err },
     );
   }
   if (status === 400) {
@@ -151,6 +167,32 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
   return new KmsError("UNKNOWN", `${what}: unexpected Key Vault answer (${status})`, {
     cause: err,
   });
+}
+
+/**
+ * What to grant, from Key Vault's 403: an access-policy vault names the missing permission ("does
+ * not have keys list permission on key vault …", inner AccessDenied); an RBAC vault says
+ * ForbiddenByRbac. The least that works: get, list, wrapKey, unwrapKey (and decrypt for data of
+ * Azure/kubernetes-kms), or the role Key Vault Crypto User.
+ */
+function forbiddenAdvice(e: RestErrorLike, reason: string): string {
+  const missing = /does not have keys (\w+) permission/i.exec(messageOf(e))?.[1];
+  if (missing !== undefined) {
+    return (
+      `Key Vault denied the request (403 ${reason}): the vault's access policy does not give the ` +
+      `identity the keys "${missing}" permission; grant get, list, wrapKey and unwrapKey ` +
+      "(az keyvault set-policy --key-permissions)"
+    );
+  }
+  return (
+    `Key Vault denied the request (403 ${reason}); grant the identity wrapKey/unwrapKey/get/list ` +
+    "(role Key Vault Crypto User, or an access policy with those key permissions)"
+  );
+}
+
+function messageOf(e: RestErrorLike): string {
+  const message = (e as { message?: unknown }).message;
+  return typeof message === "string" ? message : "";
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import type { TokenCredential } from "@azure/identity";
 import { KeyClient } from "@azure/keyvault-keys";
+import { apiVersionPolicy } from "./api-version.js";
 import { keyVaultClientOptions } from "./client-options.js";
 import { kmsErrorFromAzure } from "./errors.js";
 import type { ProxyModeSettings } from "./proxy-mode.js";
@@ -16,6 +17,7 @@ export interface KeyDetailsInput {
   readonly userAgent: string;
   readonly caPem?: string;
   readonly proxyMode?: ProxyModeSettings;
+  readonly apiVersion?: string;
 }
 
 export interface KeyDetails {
@@ -44,6 +46,7 @@ export async function readKeyDetails(
       userAgent: input.userAgent,
       ...(input.caPem === undefined ? {} : { caPem: input.caPem }),
       ...(input.proxyMode === undefined ? {} : { proxyMode: input.proxyMode }),
+      apiVersion: apiVersionPolicy(input.apiVersion),
     }),
   );
   let serverDate: string | undefined;

@@ -1,6 +1,6 @@
 import { constants as cryptoConstants, publicEncrypt } from "node:crypto";
 import type { TokenCredential } from "@azure/identity";
-import { CryptographyClient, KeyClient, type KeyVaultKey } from "@azure/keyvault-keys";
+import { KeyClient, type KeyVaultKey } from "@azure/keyvault-keys";
 import { KmsError } from "../kms/errors.js";
 import type {
   KeyReference,
@@ -10,6 +10,7 @@ import type {
   UnwrapOptions,
   WrappedSeed,
 } from "../kms/key-wrapper.js";
+import { apiVersionPolicy } from "./api-version.js";
 import { keyVaultClientOptions } from "./client-options.js";
 import { isKeyNotFound, kmsErrorFromAzure } from "./errors.js";
 import { throughFirstRequestGate } from "./first-request-gate.js";
@@ -24,6 +25,7 @@ import {
   type VersionInfo,
 } from "./key-versions.js";
 import { loadKey, LoadedKeys, type LoadedKey } from "./loaded-keys.js";
+import { RemoteClients } from "./remote-clients.js";
 import {
   createResilience,
   deadlineSignal,
@@ -47,7 +49,7 @@ export interface KeyVaultWrapperOptions {
   readonly userAgent: string;
   /** Defence in depth: the domain checks first, but no unwrap leaves for a key not listed here. */
   readonly isAllowed: (ref: KeyReference) => boolean;
-  /** Versions kept loaded (public key / client), and unwrap-only clients kept; each costs a GET. */
+  /** Versions kept loaded (each costs a GET), and Key Vault clients kept, one per version. */
   readonly maxVersionClients?: number;
   /** The Go plugin's `--proxy-mode`: every Key Vault request goes through that HTTP proxy. */
   readonly proxyMode?: ProxyModeSettings;
@@ -56,9 +58,30 @@ export interface KeyVaultWrapperOptions {
   /** Retries, rate limit and circuit breaker (defaults: `defaultResilience`). */
   readonly resilience?: Partial<ResilienceSettings>;
   readonly refreshTimeoutMs?: number;
+  /** --keyvault-api-version; absent: the SDK's, falling back to what Key Vault says it knows. */
+  readonly apiVersion?: string;
+  /** Key Vault refused `from` and named `to`, which every request uses from now on. */
+  readonly onApiVersionFallback?: (from: string, to: string) => void;
 }
 
 export type KeyVaultWrapper = KeyWrapper;
+
+/** The versions one refresh saw; `fetched` when a GET already returned the whole key. */
+interface Listing {
+  readonly versions: Map<string, VersionInfo>;
+  readonly fetched?: KeyVaultKey;
+  /** What this view cannot see (KeyState.limitation). */
+  readonly limitation?: string;
+}
+
+function noListLimitation(keyName: string): string {
+  return (
+    `the identity may not list the versions of key ${keyName} (no "list" permission): the plugin ` +
+    "follows the current version by GET and does not see older versions being disabled (Key " +
+    'Vault still refuses to unwrap with them); grant "list" (access policy) or the role Key ' +
+    "Vault Crypto User (RBAC) to see them"
+  );
+}
 
 const allDeleted = (): RevocationReason => "deleted";
 const deletedState: KeyState = { current: undefined, versions: [], revocation: allDeleted };
@@ -73,7 +96,8 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
     },
   );
   // One policy instance for every client: one limiter and one breaker per plugin.
-  const clientOptions = keyVaultClientOptions({ ...options, resilience });
+  const apiVersion = apiVersionPolicy(options.apiVersion, options.onApiVersionFallback);
+  const clientOptions = keyVaultClientOptions({ ...options, resilience, apiVersion });
   const refreshTimeoutMs = options.refreshTimeoutMs ?? DEFAULT_REFRESH_TIMEOUT_MS;
   const refreshes = new SingleFlight<KeyState>();
   const keys = new KeyClient(options.vaultUrl, options.credential, clientOptions);
@@ -81,37 +105,83 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
   const pinned = options.keyVersion.toLowerCase();
   const maxClients = options.maxVersionClients ?? 64;
   const loaded = new LoadedKeys(maxClients);
-  // Versions only ever unwrapped (seeds from before this process): version → client.
-  const unwrapClients = new Map<string, CryptographyClient>();
+  // wrapKey, unwrapKey and legacy decrypt: Key Vault decides, never a local validity check.
+  const remote = new RemoteClients(options.vaultUrl, options.credential, clientOptions, maxClients);
   // A tie is settled once per set of tied versions, so steady state stays at one request.
   let settledTie: { tied: string; version: string } | undefined;
   // Ciphertexts of Azure/kubernetes-kms: Key Vault `decrypt`, with clients of their own.
-  const decryptLegacy = createLegacyDecrypt({
-    vaultUrl: options.vaultUrl,
-    credential: options.credential,
-    clientOptions,
-    isAllowed: options.isAllowed,
-    maxClients,
-  });
+  const decryptLegacy = createLegacyDecrypt({ clients: remote, isAllowed: options.isAllowed });
   // From the last successful refresh: wrap() never uses a version Key Vault has revoked.
   let lastRevocation: (version: string) => RevocationReason | undefined = () => undefined;
 
-  /** Every version's state, or "deleted" when Key Vault says the key itself is gone. */
-  async function listVersions(
-    abortSignal: AbortSignal,
-  ): Promise<Map<string, VersionInfo> | "deleted"> {
+  /** Every listed version's state; throws the SDK's error (404, 403, …) untranslated. */
+  async function listVersions(abortSignal: AbortSignal): Promise<Map<string, VersionInfo>> {
     const now = new Date();
     const versions = new Map<string, VersionInfo>();
-    try {
-      for await (const p of keys.listPropertiesOfKeyVersions(name, { abortSignal })) {
-        const info = versionInfo(p, now);
-        if (info !== undefined) versions.set(info.version, info);
-      }
-    } catch (err) {
-      if (isKeyNotFound(err)) return "deleted";
-      throw kmsErrorFromAzure(err, `listing the versions of key ${name}`);
+    for await (const p of keys.listPropertiesOfKeyVersions(name, { abortSignal })) {
+      const info = versionInfo(p, now);
+      if (info !== undefined) versions.set(info.version, info);
     }
     return versions;
+  }
+
+  /** The key's current version as a GET sees it, or "deleted" on Key Vault's KeyNotFound. */
+  async function getCurrentOrDeleted(signal: AbortSignal): Promise<KeyVaultKey | "deleted"> {
+    try {
+      return await keys.getKey(name, { abortSignal: signal });
+    } catch (err) {
+      if (isKeyNotFound(err)) return "deleted";
+      throw kmsErrorFromAzure(err, `reading key ${name}/(current)`);
+    }
+  }
+
+  /** The pinned version by GET (no list to find it in); "deleted" if the key itself is gone. */
+  async function getPinned(signal: AbortSignal): Promise<KeyVaultKey | "deleted"> {
+    try {
+      return await keys.getKey(name, { version: pinned, abortSignal: signal });
+    } catch (err) {
+      if (!isKeyNotFound(err)) throw kmsErrorFromAzure(err, `reading key ${name}/${pinned}`);
+    }
+    if ((await getCurrentOrDeleted(signal)) === "deleted") return "deleted";
+    throw new KmsError(
+      "FAILED_PRECONDITION",
+      `key ${name} has no version ${options.keyVersion}; check --key-version`,
+    );
+  }
+
+  /** One version known from a GET, as a listing of one. */
+  function listingOf(key: KeyVaultKey, limitation?: string): Listing {
+    const versions = new Map<string, VersionInfo>();
+    const info = versionInfo(key.properties, new Date());
+    if (info !== undefined) versions.set(info.version, info);
+    return limitation === undefined
+      ? { versions, fetched: key }
+      : { versions, fetched: key, limitation };
+  }
+
+  /**
+   * Key Vault's view of the key's versions. Key Vault lists a missing or deleted key as 200 and
+   * empty, not 404 (Azure/azure-sdk-for-net KeyClientLiveTests/
+   * GetPropertiesOfKeyVersionsNonExisting.json): only the key's own GET says KeyNotFound, so an
+   * empty list is confirmed by one. An identity without `list` (RBAC's Key Vault Crypto Service
+   * Encryption User has get, wrapKey and unwrapKey only) follows the current version by GET.
+   */
+  async function readVersions(signal: AbortSignal): Promise<Listing | "deleted"> {
+    let versions: Map<string, VersionInfo>;
+    try {
+      versions = await listVersions(signal);
+    } catch (err) {
+      if (isKeyNotFound(err)) versions = new Map();
+      else {
+        const error = kmsErrorFromAzure(err, `listing the versions of key ${name}`);
+        if (error.code !== "PERMISSION_DENIED") throw error;
+        const seen = pinned === "" ? await getCurrentOrDeleted(signal) : await getPinned(signal);
+        return seen === "deleted" ? "deleted" : listingOf(seen, noListLimitation(name));
+      }
+    }
+    if (versions.size > 0) return { versions };
+    const current = await getCurrentOrDeleted(signal);
+    return current === "deleted" ? "deleted" : listingOf(current);
   }
 
   async function getKey(abortSignal: AbortSignal, version?: string): Promise<KeyVaultKey> {
@@ -126,7 +196,7 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
   }
 
   function load(key: KeyVaultKey): LoadedKey {
-    const entry = loadKey(key, options.vaultHost, options.credential, clientOptions);
+    const entry = loadKey(key, options.vaultHost);
     loaded.add(entry);
     return entry;
   }
@@ -183,45 +253,32 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
     return settle(tied, versions.keys(), signal);
   }
 
-  function clientFor(ref: KeyReference): CryptographyClient {
-    const fetched = loaded.get(ref.keyVersion);
-    if (fetched !== undefined && sameKey(fetched.ref, ref)) return fetched.client;
-    const id = ref.keyVersion.toLowerCase();
-    let client = unwrapClients.get(id);
-    if (client === undefined) {
-      // Always a versioned kid: a version-less client caches the first GET and mislabels results.
-      const kid = `${options.vaultUrl}/keys/${ref.keyName}/${ref.keyVersion}`;
-      client = new CryptographyClient(kid, options.credential, clientOptions);
-      if (unwrapClients.size >= maxClients) {
-        const oldest = unwrapClients.keys().next().value;
-        if (oldest !== undefined) unwrapClients.delete(oldest);
-      }
-      unwrapClients.set(id, client);
-    }
-    return client;
-  }
-
   /** One refresh (list, then GETs as needed), under its own deadline. */
   async function refreshOnce(bound: AbortSignal): Promise<KeyState> {
     const signal = deadlineSignal(refreshTimeoutMs, `refreshing key ${name}`, bound);
-    const versions = await listVersions(signal);
-    if (versions === "deleted") {
+    const listing = await readVersions(signal);
+    if (listing === "deleted") {
       settledTie = undefined;
       lastRevocation = allDeleted;
       return deletedState;
     }
+    const { versions, fetched } = listing;
     const version = await select(versions, signal);
     let current: KeyReference | undefined;
     if (version !== undefined) {
-      current = (loaded.use(version) ?? load(await getKey(signal, version))).ref;
+      const known = loaded.use(version);
+      if (known !== undefined) current = known.ref;
+      else if (fetched?.properties.version?.toLowerCase() === version) current = load(fetched).ref;
+      else current = load(await getKey(signal, version)).ref;
     }
     const revocation = (v: string) => revocationOf(versions.get(v.toLowerCase()));
     lastRevocation = revocation;
-    return {
+    const state: KeyState = {
       current,
       versions: newestFirst(versions, current?.keyName ?? name, options.vaultHost),
       revocation,
     };
+    return listing.limitation === undefined ? state : { ...state, limitation: listing.limitation };
   }
 
   return {
@@ -255,15 +312,13 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
         return { key: entry.ref, algorithm: entry.algorithm, wrapped };
       }
       try {
-        const result = await throughFirstRequestGate(entry.client, () =>
-          entry.client.wrapKey(entry.algorithm, seed),
+        const client = remote.for(entry.ref);
+        const result = await throughFirstRequestGate(client, () =>
+          client.wrapKey(entry.algorithm, seed),
         );
         return { key: entry.ref, algorithm: entry.algorithm, wrapped: result.result };
       } catch (err) {
-        throw (
-          kmsErrorFromLocalCheck(err) ??
-          kmsErrorFromAzure(err, `wrapKey with ${key.keyName}/${key.keyVersion}`)
-        );
+        throw kmsErrorFromAzure(err, `wrapKey with ${key.keyName}/${key.keyVersion}`);
       }
     },
 
@@ -278,7 +333,7 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
       const what = `unwrapKey with ${key.keyName}/${key.keyVersion}`;
       try {
         const signal = unwrapOptions?.signal;
-        const client = clientFor(key);
+        const client = remote.for(key);
         const result = await throughFirstRequestGate(
           client,
           () =>
@@ -291,7 +346,7 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
         );
         return result.result;
       } catch (err) {
-        throw kmsErrorFromLocalCheck(err) ?? kmsErrorFromAzure(err, what);
+        throw kmsErrorFromAzure(err, what);
       }
     },
 
@@ -317,22 +372,4 @@ function sameKey(a: KeyReference, b: KeyReference): boolean {
     a.keyName.toLowerCase() === b.keyName.toLowerCase() &&
     a.keyVersion.toLowerCase() === b.keyVersion.toLowerCase()
   );
-}
-
-/**
- * CryptographyClient refuses some operations locally (key_ops, nbf/exp) with a plain Error and no
- * status code; those are key state, not outages.
- */
-function kmsErrorFromLocalCheck(err: unknown): KmsError | undefined {
-  if (!(err instanceof Error) || err.name !== "Error" || "statusCode" in err) return undefined;
-  if (/not supported on key|expired|not yet valid|not valid before/i.test(err.message)) {
-    return new KmsError(
-      "FAILED_PRECONDITION",
-      "the key version is not usable now (key_ops or nbf/exp)",
-      {
-        cause: err,
-      },
-    );
-  }
-  return undefined;
 }

@@ -4,15 +4,10 @@
  * `value`; the domain hands us the decoded RSA bytes of canonical text, which the SDK encodes back
  * to that very string, and the SDK decodes the result's `value` as the Go plugin did.
  */
-import type { TokenCredential } from "@azure/identity";
-import {
-  CryptographyClient,
-  type CryptographyClientOptions,
-  type KeyVaultKey,
-} from "@azure/keyvault-keys";
 import { KmsError } from "../kms/errors.js";
 import type { KeyReference, LegacyAlgorithm, UnwrapOptions } from "../kms/key-wrapper.js";
 import { kmsErrorFromAzure } from "./errors.js";
+import type { RemoteClients } from "./remote-clients.js";
 import { throughFirstRequestGate } from "./first-request-gate.js";
 import { deadlineSignal } from "./resilience.js";
 import { SingleFlight } from "./single-flight.js";
@@ -21,13 +16,9 @@ import { SingleFlight } from "./single-flight.js";
 const legacyDecryptTimeoutMs = 30_000;
 
 export interface LegacyDecryptOptions {
-  /** `https://host[:port]`, no trailing slash. */
-  readonly vaultUrl: string;
-  readonly credential: TokenCredential;
-  readonly clientOptions: CryptographyClientOptions;
+  /** Shared with unwrap: one remote-only client per version. */
+  readonly clients: RemoteClients;
   readonly isAllowed: (ref: KeyReference) => boolean;
-  /** Clients kept, one per version (default 64). */
-  readonly maxClients?: number;
 }
 
 export type LegacyDecryptFn = (
@@ -37,53 +28,9 @@ export type LegacyDecryptFn = (
   options?: UnwrapOptions,
 ) => Promise<Uint8Array>;
 
-/**
- * A client that only ever calls Key Vault. Given a bare kid, the SDK first GETs the key and then
- * refuses locally when it is expired or its key_ops lack `decrypt`; Key Vault itself decrypts with
- * an expired key and is the authority on key_ops. A key object without material or attributes
- * skips both: no extra GET, no local verdict.
- */
-function remoteOnlyClient(
-  kid: string,
-  ref: KeyReference,
-  vaultUrl: string,
-  credential: TokenCredential,
-  clientOptions: CryptographyClientOptions,
-): CryptographyClient {
-  const key: KeyVaultKey = {
-    id: kid,
-    name: ref.keyName,
-    properties: { id: kid, name: ref.keyName, vaultUrl, version: ref.keyVersion },
-  };
-  return new CryptographyClient(key, credential, clientOptions);
-}
-
 export function createLegacyDecrypt(options: LegacyDecryptOptions): LegacyDecryptFn {
-  const max = options.maxClients ?? 64;
-  const clients = new Map<string, CryptographyClient>();
   // Concurrent Decrypts of one Go-plugin ciphertext send one Key Vault decrypt.
   const flights = new SingleFlight<Uint8Array>();
-
-  function clientFor(ref: KeyReference): CryptographyClient {
-    const kid = `${options.vaultUrl}/keys/${ref.keyName}/${ref.keyVersion}`;
-    const id = kid.toLowerCase();
-    let client = clients.get(id);
-    if (client === undefined) {
-      client = remoteOnlyClient(
-        kid,
-        ref,
-        options.vaultUrl,
-        options.credential,
-        options.clientOptions,
-      );
-      if (clients.size >= max) {
-        const oldest = clients.keys().next().value;
-        if (oldest !== undefined) clients.delete(oldest);
-      }
-      clients.set(id, client);
-    }
-    return client;
-  }
 
   return async (key, algorithm, ciphertext, decryptOptions) => {
     if (!options.isAllowed(key)) {
@@ -106,7 +53,7 @@ export function createLegacyDecrypt(options: LegacyDecryptOptions): LegacyDecryp
         decryptOptions?.signal,
         async (shared) => {
           const abortSignal = deadlineSignal(legacyDecryptTimeoutMs, what, shared);
-          const client = clientFor(key);
+          const client = options.clients.for(key);
           const result = await throughFirstRequestGate(
             client,
             () => client.decrypt({ algorithm, ciphertext }, { abortSignal }),

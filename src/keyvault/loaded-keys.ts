@@ -1,11 +1,6 @@
 /** Key versions read in full from Key Vault: what wrapping under them needs, kept by version. */
 import { createPublicKey, type KeyObject } from "node:crypto";
-import type { TokenCredential } from "@azure/identity";
-import {
-  CryptographyClient,
-  type CryptographyClientOptions,
-  type KeyVaultKey,
-} from "@azure/keyvault-keys";
+import type { KeyVaultKey } from "@azure/keyvault-keys";
 import { KmsError } from "../kms/errors.js";
 import type { KeyReference, WrapAlgorithm } from "../kms/key-wrapper.js";
 
@@ -14,8 +9,6 @@ export interface LoadedKey {
   readonly algorithm: WrapAlgorithm;
   /** RSA keys wrap locally with the public key: no Key Vault call per new seed. */
   readonly publicKey?: KeyObject;
-  /** Built from the fetched key (a versioned kid), so it never makes a GET of its own. */
-  readonly client: CryptographyClient;
 }
 
 function b64url(bytes: Uint8Array | undefined): string {
@@ -43,12 +36,7 @@ function algorithmFor(key: KeyVaultKey, label: string): WrapAlgorithm {
  * Checks that a fetched version can wrap and unwrap seeds. A version that cannot is a
  * configuration problem: refuse it loudly rather than wrap seeds nobody could unwrap.
  */
-export function loadKey(
-  key: KeyVaultKey,
-  vaultHost: string,
-  credential: TokenCredential,
-  clientOptions: CryptographyClientOptions,
-): LoadedKey {
+export function loadKey(key: KeyVaultKey, vaultHost: string): LoadedKey {
   const ref = refFromKid(key.id, vaultHost);
   const label = `${ref.keyName}/${ref.keyVersion}`;
   const ops = key.keyOperations ?? [];
@@ -59,13 +47,12 @@ export function loadKey(
     );
   }
   const algorithm = algorithmFor(key, label);
-  const client = new CryptographyClient(key, credential, clientOptions);
-  if (algorithm !== "RSA-OAEP-256") return { ref, algorithm, client };
+  if (algorithm !== "RSA-OAEP-256") return { ref, algorithm };
   const publicKey = createPublicKey({
     key: { kty: "RSA", n: b64url(key.key?.n), e: b64url(key.key?.e) },
     format: "jwk",
   });
-  return { ref, algorithm, client, publicKey };
+  return { ref, algorithm, publicKey };
 }
 
 /** Loaded versions, bounded: the least recently selected goes first. */

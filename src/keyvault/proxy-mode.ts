@@ -35,6 +35,11 @@ export function proxyBaseUrl(settings: ProxyModeSettings): string {
   return `http://${host}:${settings.port}`;
 }
 
+/** `https://host:443/…` → `https://host/…`: one spelling of the same origin. */
+function withoutDefaultPort(url: string): string {
+  return url.replace(/^(https:\/\/[^/?#:]+|https:\/\/\[[^\]]+\]):443(?=[/?#]|$)/i, "$1");
+}
+
 /**
  * Rewrites requests whose URL starts with `upstream` (an https origin, optionally with a path) to
  * `http://proxy/` + `keepPrefix` + the rest. Other requests (e.g. IMDS) pass untouched.
@@ -47,17 +52,19 @@ function rewritingPolicy(
   keepPrefix: string,
 ): PipelinePolicy {
   const base = proxyBaseUrl(settings);
-  const from = upstream.replace(/\/+$/, "");
+  const from = withoutDefaultPort(upstream.replace(/\/+$/, "")).toLowerCase();
   const matches = (url: string) =>
-    url.toLowerCase() === from.toLowerCase() ||
-    url.toLowerCase().startsWith(`${from.toLowerCase()}/`) ||
-    url.toLowerCase().startsWith(`${from.toLowerCase()}?`);
+    url.toLowerCase() === from ||
+    url.toLowerCase().startsWith(`${from}/`) ||
+    url.toLowerCase().startsWith(`${from}?`);
   return {
     name,
     async sendRequest(request: PipelineRequest, next) {
-      if (!matches(request.url)) return next(request);
+      // Key Vault's nextLinks name the port: https://<vault>:443/keys/…/versions?…
+      const url = withoutDefaultPort(request.url);
+      if (!matches(url)) return next(request);
       const original = { url: request.url, insecure: request.allowInsecureConnection };
-      const rest = request.url.slice(from.length);
+      const rest = url.slice(from.length);
       request.url = `${base}${keepPrefix}${rest.startsWith("/") || rest === "" ? rest : `/${rest}`}`;
       // Plain HTTP is allowed for this one request, and only toward the proxy.
       request.allowInsecureConnection = true;

@@ -51,6 +51,8 @@ export interface KeyState {
   readonly versions: readonly KeyReference[];
   /** Why `keyVersion` of the configured key is revoked, or undefined if it may still be read. */
   revocation(keyVersion: string): RevocationReason | undefined;
+  /** What this view cannot see (e.g. no permission to list versions), for the operator. */
+  readonly limitation?: string;
 }
 
 export interface KeyWrapper {

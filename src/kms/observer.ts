@@ -20,6 +20,8 @@ export interface KmsObserver {
   onSeedCreated?(key: KeyReference, cause: SeedCause): void;
   /** A refresh or a seed wrap failed; nothing was changed because of it. */
   onRefreshFailed?(error: KmsError): void;
+  /** What Key Vault's view of the key cannot show changed (KeyState.limitation; undefined: none). */
+  onKeyViewLimited?(limitation: string | undefined): void;
 }
 
 type Event = keyof KmsObserver;

@@ -225,6 +225,9 @@ export class SeedKeeper {
   async #apply(state: KeyState): Promise<KmsError | undefined> {
     const before = this.#current?.wrapped.key;
     const servedBefore = this.#served;
+    if (state.limitation !== this.#state?.limitation) {
+      notify(this.#observer, "onKeyViewLimited", state.limitation);
+    }
     this.#state = state;
     this.#noteRevocations(state);
 

@@ -13,6 +13,13 @@ export interface RawTarget {
   caPem: string;
 }
 
+/** Keys-API paths get api-version 7.4 unless they name one (as every SDK request does). */
+function withApiVersion(path: string): string {
+  if (!/^\/(keys|deletedkeys)(\/|$|\?)/.test(path)) return path;
+  if (/[?&]api(-|%2D)version=/i.test(path)) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}api-version=7.4`;
+}
+
 /** One HTTPS request to the emulator, outside any SDK: for the wire-level checks. */
 export function rawRequest(
   target: RawTarget,
@@ -20,7 +27,7 @@ export function rawRequest(
   path: string,
   options: { headers?: Record<string, string>; body?: string | Buffer } = {},
 ): Promise<RawResponse> {
-  const url = new URL(path, target.vaultUrl);
+  const url = new URL(withApiVersion(path), target.vaultUrl);
   const headers = { ...options.headers };
   // Node frames a GET/DELETE body with neither length nor chunking unless told its length.
   if (options.body !== undefined)

@@ -42,10 +42,10 @@ describe("emulator: wire format and robustness", () => {
     await emu.close();
   });
 
-  it("serves the latest version with and without the trailing slash, any api-version", async () => {
+  it("serves the latest version with and without the trailing slash", async () => {
     const a = await call("GET", "/keys/kek?api%2Dversion=2025-07-01");
     const b = await call("GET", "/keys/kek/?api-version=7.4");
-    const c = await call("GET", "/keys/kek/");
+    const c = await call("GET", "/keys/KEK/");
     expect([a.status, b.status, c.status]).toEqual([200, 200, 200]);
     const bundle = a.json() as Bundle;
     expect(bundle.key.kid).toMatch(
@@ -111,7 +111,8 @@ describe("emulator: wire format and robustness", () => {
       const res = await call("GET", `/keys/kek/versions?maxresults=${bad}`);
       expect(res.status).toBe(400);
     }
-    expect((await call("GET", "/keys/nope/versions")).status).toBe(404);
+    const missing = await call("GET", "/keys/nope/versions");
+    expect([missing.status, missing.json()]).toEqual([200, { value: [], nextLink: null }]);
   });
 
   it("refuses an operation missing from key_ops with 403", async () => {

@@ -11,6 +11,7 @@ import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { KeyManagementService as V2alpha1 } from "../../src/gen/v2alpha1/api_pb.js";
 import { keyVaultClientOptions } from "../../src/keyvault/client-options.js";
 import { createLegacyDecrypt } from "../../src/keyvault/legacy-decrypt.js";
+import { RemoteClients } from "../../src/keyvault/remote-clients.js";
 import { emulatorClients } from "../helpers/emulator-clients.js";
 import { emulatorCredential } from "../helpers/emulator-wrapper.js";
 import { eventually } from "../helpers/eventually.js";
@@ -225,12 +226,10 @@ describe("the Key Vault side on the wire", () => {
     };
     const vaultHost = new URL(h.emu.vaultUrl).host;
     const decrypt = createLegacyDecrypt({
-      vaultUrl: h.emu.vaultUrl,
-      credential: emulatorCredential(h.emu),
-      clientOptions: {
+      clients: new RemoteClients(h.emu.vaultUrl, emulatorCredential(h.emu), {
         ...keyVaultClientOptions({ vaultHost, caPem: h.emu.caPem, userAgent: "legacy-test" }),
         additionalPolicies: [{ policy: capture, position: "perCall" }],
-      },
+      }),
       isAllowed: (ref) => ref.vaultHost === vaultHost && ref.keyName === KEY,
     });
     h.emu.resetCounters();

@@ -157,6 +157,86 @@ describe("disabling and re-enabling the newest version", () => {
   });
 });
 
+describe("an expired version (a rotation policy puts exp on every version)", () => {
+  it("stays readable after a restart: Key Vault, not the SDK, decides whether it unwraps", async () => {
+    const h = await startPluginHarness({ args: pollArgs });
+    let client = createClient(V2, h.socketPath);
+    try {
+      const { keys } = emulatorClients(h.emu);
+      const underV1 = [await seal(client), await seal(client), await seal(client)];
+      const v1 = versionOf(underV1[0]!);
+      await keys.rotateKey("kek");
+      const v2KeyId = await keyIdChangesFrom(client, underV1[0]!.keyId);
+      await keys.updateKeyProperties("kek", v1, { expiresOn: new Date(Date.now() - 60_000) });
+      // A fresh process: every seed under v1 must come back through Key Vault's unwrapKey.
+      client.close();
+      await h.restart();
+      client = createClient(V2, h.socketPath);
+      h.emu.resetCounters();
+      for (const s of underV1) expect((await open(client, s)).equals(s.plaintext)).toBe(true);
+      expect(h.emu.counters()["unwrapkey"]).toBeGreaterThanOrEqual(1);
+      // Nothing new is sealed under the expired version.
+      expect((await seal(client)).keyId).toBe(v2KeyId);
+    } finally {
+      client.close();
+      await h.close();
+    }
+  });
+});
+
+describe("deleting the key while the plugin runs (Key Vault then lists it as empty, not 404)", () => {
+  it.each([
+    ["following the newest version", false],
+    ["pinned to a version", true],
+  ])("%s: Encrypt and Decrypt stop within one poll; recovering restores both", async (_, pin) => {
+    const h = await startPluginHarness({ args: pollArgs });
+    let client = createClient(V2, h.socketPath);
+    try {
+      const { keys } = emulatorClients(h.emu);
+      const sealed = await seal(client);
+      if (pin) {
+        await h.restartWith([...pollArgs, "--key-version", versionOf(sealed)]);
+        client.close();
+        client = createClient(V2, h.socketPath);
+      }
+      const underRun = await seal(client);
+      await (await keys.beginDeleteKey("kek", { intervalInMs: 10 })).pollUntilDone();
+      // The real service's answer to the plugin's poll: 200 {"value":[],"nextLink":null}.
+      const listed = [];
+      for await (const v of keys.listPropertiesOfKeyVersions("kek")) listed.push(v);
+      expect(listed).toEqual([]);
+      const refused = await eventually(
+        () =>
+          seal(client).then(
+            () => undefined,
+            (err: unknown) => err,
+          ),
+        withinOnePoll,
+        "Encrypt to fail after the key was deleted",
+      );
+      expect(refused).toMatchObject({ codeName: "FAILED_PRECONDITION" });
+      h.emu.resetCounters();
+      for (const s of [sealed, underRun]) {
+        const err = await callError(open(client, s));
+        expect(err.codeName).toBe("FAILED_PRECONDITION");
+      }
+      expect(h.emu.counters()["unwrapkey"]).toBe(0); // refused from the revocation, not by Key Vault
+
+      await (await keys.beginRecoverDeletedKey("kek", { intervalInMs: 10 })).pollUntilDone();
+      await eventually(
+        async () => (await seal(client).catch(() => undefined)) ?? undefined,
+        withinOnePoll,
+        "Encrypt to work again after the key was recovered",
+      );
+      for (const s of [sealed, underRun])
+        expect((await open(client, s)).equals(s.plaintext)).toBe(true);
+    } finally {
+      client.close();
+      await h.close();
+    }
+  });
+});
+
 describe("pinned --key-version", () => {
   it("never changes key_id, and decrypts data under other versions", async () => {
     const h = await startPluginHarness({ args: pollArgs });
