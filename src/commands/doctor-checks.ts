@@ -105,7 +105,7 @@ export async function checkToken(
 export function keyVaultFix(config: Config, e: KmsError): string {
   switch (e.code) {
     case "PERMISSION_DENIED":
-      return `grant ${describeIdentity(config.identity)} the role "Key Vault Crypto User" on the vault (or, with access policies, key permissions get, wrapKey, unwrapKey)`;
+      return `grant ${describeIdentity(config.identity)} the role "Key Vault Crypto User" on the vault (or, with access policies, key permissions get, list, wrapKey, unwrapKey)`;
     case "UNAUTHENTICATED":
       return "Key Vault refused the token: the identity's tenant must be the vault's tenant (tenantId in azure.json), and the cloud must match the vault's";
     case "UNAVAILABLE":
@@ -193,6 +193,16 @@ export async function checkKey(
         status: "warn",
         detail: `${what}; the newest version, ${newest}, is ${newestWhy}, so the plugin uses ${current.keyVersion}`,
         fix: `if ${newest} was disabled by mistake: az keyvault key set-attributes ${azKeyArgs(config)} --version ${newest} --enabled true`,
+      },
+    };
+  }
+  if (state.limitation !== undefined) {
+    return {
+      facts,
+      verdict: {
+        status: "warn",
+        detail: `${what}; ${state.limitation}`,
+        fix: `grant ${describeIdentity(config.identity)} the keys "list" permission (az keyvault set-policy --key-permissions get list wrapKey unwrapKey) or the role "Key Vault Crypto User"`,
       },
     };
   }

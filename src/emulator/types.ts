@@ -98,6 +98,8 @@ export interface KeyVersionUpdate {
   /** Unix seconds; null clears. */
   nbf?: number | null;
   exp?: number | null;
+  /** Replaces the version's permitted operations. */
+  keyOps?: string[];
 }
 
 export interface Emulator {

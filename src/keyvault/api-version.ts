@@ -7,6 +7,7 @@
  * then on for every request. The keys operations the plugin uses exist since 7.0.
  */
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
+import { KmsError } from "../kms/errors.js";
 import type { AdditionalPolicyConfig } from "./proxy-mode.js";
 
 const NOT_RECOGNIZED =
@@ -14,14 +15,21 @@ const NOT_RECOGNIZED =
 const VERSION = /^(\d+\.\d+(-preview(\.\d+)?)?|\d{4}-\d{2}-\d{2}(-preview)?)$/;
 const PARAM = /([?&]api(?:-|%2D)version=)[^&#]*/i;
 
-/** The version Key Vault suggests when it refuses `sent`, or undefined if this is no such answer. */
-export function suggestedApiVersion(status: number, body: string | undefined): string | undefined {
+/** The version Key Vault suggests when it refuses the one sent, or undefined if this is no such answer. */
+function suggestedApiVersion(status: number, body: string | undefined): string | undefined {
   if (status !== 400 || body === undefined) return undefined;
   const m = NOT_RECOGNIZED.exec(body);
   const suggested = m?.[2];
   return suggested !== undefined && VERSION.test(suggested) && suggested !== m?.[1]
     ? suggested
     : undefined;
+}
+
+function unsupportedPinned(suggested: string): KmsError {
+  return new KmsError(
+    "FAILED_PRECONDITION",
+    `Key Vault does not know the api-version set by --keyvault-api-version; the newest it supports is ${suggested}: run with --keyvault-api-version ${suggested}`,
+  );
 }
 
 export function isApiVersion(value: string): boolean {
@@ -54,9 +62,10 @@ export function apiVersionPolicy(
       if (version !== undefined) request.url = withApiVersion(request.url, version);
       const sent = apiVersionOf(request.url);
       const response = await next(request);
-      if (pinned !== undefined) return response;
       const suggested = suggestedApiVersion(response.status, response.bodyAsText ?? undefined);
       if (suggested === undefined || suggested === sent) return response;
+      // Thrown here, where the body is at hand: a failed page's RestError no longer carries it.
+      if (pinned !== undefined) throw unsupportedPinned(suggested);
       if (version !== suggested) {
         version = suggested;
         onFallback?.(sent ?? "", suggested);

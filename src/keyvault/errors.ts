@@ -4,7 +4,6 @@ import {
   CredentialUnavailableError,
 } from "@azure/identity";
 import { KmsError } from "../kms/errors.js";
-import { suggestedApiVersion } from "./api-version.js";
 import { IdentitySetupError } from "./client-certificate.js";
 
 /** What a Key Vault failure looks like through @azure/core-rest-pipeline, read by shape. */
@@ -142,14 +141,6 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
       },
     );
   }
-  const suggested = suggestedApiVersion(status, messageOf(e));
-  if (suggested !== undefined) {
-    return new KmsError(
-      "FAILED_PRECONDITION",
-      `${what}: Key Vault does not know the requested api-version; the newest it supports is ${suggested}: run with --keyvault-api-version ${suggested}`,
-      { cause: err },
-    );
-  }
   if (status === 400) {
     return new KmsError(
       "INVALID_ARGUMENT",
@@ -176,7 +167,7 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
  * Azure/kubernetes-kms), or the role Key Vault Crypto User.
  */
 function forbiddenAdvice(e: RestErrorLike, reason: string): string {
-  const missing = /does not have keys (\w+) permission/i.exec(messageOf(e))?.[1];
+  const missing = /does not have keys (\w+) permission/i.exec(serviceMessageOf(e))?.[1];
   if (missing !== undefined) {
     return (
       `Key Vault denied the request (403 ${reason}): the vault's access policy does not give the ` +
@@ -190,9 +181,14 @@ function forbiddenAdvice(e: RestErrorLike, reason: string): string {
   );
 }
 
-function messageOf(e: RestErrorLike): string {
-  const message = (e as { message?: unknown }).message;
-  return typeof message === "string" ? message : "";
+/**
+ * Key Vault's own error text: the RestError message, or, where the SDK replaced it (a failed
+ * page: "Pagination failed with unexpected statusCode 400"), the response body.
+ */
+function serviceMessageOf(e: RestErrorLike): string {
+  const { message, response } = e as { message?: unknown; response?: { bodyAsText?: unknown } };
+  const body = response?.bodyAsText;
+  return [message, body].filter((v): v is string => typeof v === "string").join("\n");
 }
 
 /**

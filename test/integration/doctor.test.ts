@@ -117,6 +117,21 @@ describe("keyvault-kms doctor", () => {
     expect(verdict(run, "round-trip").line).toMatch(/^ok/);
   });
 
+  it("warns when the identity may not list the key's versions, and names the permission", async () => {
+    emu.setKeyPermissions(["get", "wrapKey", "unwrapKey"]);
+    try {
+      const run = await doctor();
+      expect(run.code).toBe(0);
+      const key = verdict(run, "key");
+      expect(key.line).toMatch(/^warn\s+key\s+key kek: current version/);
+      expect(key.line).toContain('no "list" permission');
+      expect(key.fix).toContain('keys "list" permission');
+      expect(verdict(run, "round-trip").line).toMatch(/^ok/);
+    } finally {
+      emu.setKeyPermissions(undefined);
+    }
+  });
+
   it("warns when the current version expires within 30 days", async () => {
     const ref = await emu.createKey({ name: "expiring", kty: "RSA" });
     emu.updateKeyVersion("expiring", ref.version, {

@@ -27,8 +27,12 @@ afterAll(async () => {
   await emu.close();
 });
 
-function wrapperFor(proxyMode?: ProxyModeSettings): KeyVaultWrapper {
-  const vaultHost = new URL(emu.vaultUrl).host;
+function wrapperFor(
+  proxyMode?: ProxyModeSettings,
+  vaultUrl = emu.vaultUrl,
+  keyName = "kek",
+): KeyVaultWrapper {
+  const vaultHost = new URL(vaultUrl).host;
   const extra = proxyMode === undefined ? {} : { proxyMode };
   const credential = createCredential({
     identity: {
@@ -42,14 +46,14 @@ function wrapperFor(proxyMode?: ProxyModeSettings): KeyVaultWrapper {
     ...extra,
   });
   const options: KeyVaultWrapperOptions & { proxyMode?: ProxyModeSettings } = {
-    vaultUrl: emu.vaultUrl,
+    vaultUrl,
     vaultHost,
-    keyName: "kek",
+    keyName,
     keyVersion: "",
     credential,
     caPem: emu.caPem,
     userAgent: "keyvault-kms-test",
-    isAllowed: (ref) => ref.vaultHost === vaultHost && ref.keyName === "kek",
+    isAllowed: (ref) => ref.vaultHost === vaultHost && ref.keyName === keyName,
     ...extra,
   };
   return createKeyVaultWrapper(options);
@@ -81,6 +85,27 @@ describe("--proxy-mode", () => {
       else expect(r.path.startsWith(`/${emu.tenantId}/`)).toBe(true);
     }
     expect(front.requests().some((r) => r.path.includes("/unwrapkey"))).toBe(true);
+  });
+
+  // A real vault's nextLink names the port (https://<vault>.vault.azure.net:443/keys/…/versions?…),
+  // which the vault URL does not: page 2 must go through the proxy too, not straight out.
+  it("sends every page of a version list through the proxy, nextLinks with :443 included", async () => {
+    await emu.createKey({ name: "many", kty: "RSA" });
+    for (let i = 0; i < 29; i++) await emu.rotateKey("many");
+    const proxied = wrapperFor(
+      { address: front.address, port: front.port },
+      "https://kv-proxy.vault.azure.net",
+      "many",
+    );
+    const before = front.requests().length;
+    const state = await proxied.refresh();
+    expect(state.versions).toHaveLength(30);
+    const lists = front
+      .requests()
+      .slice(before)
+      .filter((r) => r.target === "KeyVault" && r.path.includes("/keys/many/versions"));
+    expect(lists.length).toBeGreaterThanOrEqual(2); // two pages (plus the first try's challenge)
+    for (const r of lists) expect(r.path.startsWith("/kv-proxy.vault.azure.net/keys/")).toBe(true);
   });
 
   it("fails instead of going direct when the proxy is down", async () => {
