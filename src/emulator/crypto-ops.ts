@@ -29,19 +29,25 @@ const KEY_OP: Record<CryptoOperation, string> = {
   decrypt: "decrypt",
 };
 
-/** Runs one crypto operation; answers {kid, value} like Key Vault's KeyOperationResult. */
+/**
+ * Runs one crypto operation; answers Key Vault's KeyOperationResult: `{kid, value}` from a vault
+ * (Azure/azure-sdk-for-net CryptographyClientLiveTests/EncryptDecryptRoundTrip(RSA-OAEP-256).json),
+ * `{alg, kid, value}` from Managed HSM's AES key wrap (ManagedHsmCryptographyClientLiveTests/
+ * AesKwWrapUnwrapRoundTrip(A256KW).json).
+ */
 export function runCryptoOperation(
   host: string,
   key: KeyVersion,
   operation: CryptoOperation,
   body: Record<string, unknown>,
-): { kid: string; value: string } {
+): { alg?: string; kid: string; value: string } {
   const { alg } = body;
   if (typeof alg !== "string" || alg === "") throw badParameter("Property 'alg' is required.");
   const input = decodeBase64Url(body["value"], "value");
   checkUsable(key, operation);
   const output = transform(key, operation, alg, input);
-  return { kid: kidOf(host, key.name, key.version), value: encodeBase64Url(output) };
+  const result = { kid: kidOf(host, key.name, key.version), value: encodeBase64Url(output) };
+  return key.material.kind === "oct" ? { alg, ...result } : result;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { request } from "node:https";
+import { checkServerIdentity as checkTlsIdentity, type PeerCertificate } from "node:tls";
 import type { IncomingHttpHeaders } from "node:http";
 
 export interface RawResponse {
@@ -33,7 +34,11 @@ export function rawRequest(
   if (options.body !== undefined)
     headers["content-length"] = String(Buffer.byteLength(options.body));
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, ca: target.caPem, headers, agent: false }, (res) => {
+    // The certificate is checked against the URL's host, not a Host header a test overrides.
+    const checkServerIdentity = (_host: string, cert: PeerCertificate) =>
+      checkTlsIdentity(url.hostname, cert);
+    const tls = { method, ca: target.caPem, headers, agent: false, checkServerIdentity };
+    const req = request(url, tls, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
