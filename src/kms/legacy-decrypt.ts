@@ -19,6 +19,13 @@ import type { CallContext, DecryptInput } from "./service-types.js";
 /** v1 ciphertexts name no version: at most this many Key Vault decrypts per request. */
 export const MAX_LEGACY_V1_VERSIONS = 5;
 
+/**
+ * A key_id that matches no listed version may name one created since the last poll (the Go
+ * plugin, on another node during a migration, writes under the version it started with): the
+ * versions are read again, at most this often, so that unknown key_ids cannot drive Key Vault.
+ */
+export const UNKNOWN_KEY_ID_REFRESH_MS = 5_000;
+
 const AKV_DOMAIN = ".azure.akv.io";
 const VERSION_ANNOTATION = "version.azure.akv.io";
 const ALGORITHM_ANNOTATION = "algorithm.azure.akv.io";
@@ -137,12 +144,31 @@ export function createLegacyDecrypt(options: LegacyDecryptOptions): LegacyDecryp
     return out;
   }
 
+  let lastMissRefresh = -Infinity;
+
+  /** The version of `keyId`, reading the versions again once if it is not among them. */
+  async function findVersion(
+    keyId: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ state: KeyState; key: KeyReference | undefined }> {
+    let state = knownState();
+    let key = versionOfKeyId(state, keyId);
+    const now = performance.now();
+    if (key === undefined && now - lastMissRefresh >= UNKNOWN_KEY_ID_REFRESH_MS) {
+      lastMissRefresh = now;
+      const poll = keeper.poll();
+      await (signal === undefined ? poll : raceAbort(poll, signal));
+      state = knownState();
+      key = versionOfKeyId(state, keyId);
+    }
+    return { state, key };
+  }
+
   async function decryptV2(input: DecryptInput, ctx: CallContext): Promise<Uint8Array> {
     checkAnnotations(input.annotations);
     const raw = decodeLegacyCiphertext(input.ciphertext);
     if (input.keyId === "") throw invalid("key_id is empty");
-    const state = knownState();
-    const key = versionOfKeyId(state, input.keyId);
+    const { state, key } = await findVersion(input.keyId, ctx.signal);
     if (key === undefined) {
       throw new KmsError(
         "FAILED_PRECONDITION",

@@ -201,6 +201,37 @@ describe("Azure/kubernetes-kms ciphertexts through the plugin", () => {
   });
 });
 
+// The race seen once in five grpc-go runs: a Go-plugin ciphertext under a version newer than the
+// plugin's last poll (another node's Go plugin started on it) failed "matches no version".
+describe("a Go-plugin ciphertext under a version created since the last poll", () => {
+  it("reads the versions again (once per 5 s at most) and decrypts it", async () => {
+    const h = await startPluginHarness({ args: ["--rotation-poll-interval", "1h"] });
+    const v2 = createClient(V2, h.socketPath);
+    try {
+      const rotated = await h.emu.rotateKey(KEY);
+      const dek = randomBytes(32);
+      const made = await goPluginEncryptV2(h.emu, KEY, rotated.version, dek);
+      h.emu.resetCounters();
+      const res = await v2.decrypt({
+        ciphertext: made.ciphertext,
+        keyId: made.keyId,
+        annotations: made.annotations,
+        uid: randomUUID(),
+      });
+      expect(Buffer.from(res.plaintext).equals(dek)).toBe(true);
+      expect(h.emu.counters()["list"]).toBe(1);
+      // A key_id of no version at all: refused, and no second listing within 5 s.
+      const stranger = goPluginKeyId(h.emu.vaultUrl, KEY, "0".repeat(32));
+      const err = await callError(v2.decrypt({ ...made, keyId: stranger, uid: randomUUID() }));
+      expect(err.codeName).toBe("FAILED_PRECONDITION");
+      expect(h.emu.counters()["list"]).toBe(1);
+    } finally {
+      v2.close();
+      await h.close();
+    }
+  });
+});
+
 describe("the Key Vault side on the wire", () => {
   let h: PluginHarness;
   beforeAll(async () => {
