@@ -191,7 +191,9 @@ export async function doctorCommand(argv: readonly string[], io: CommandIo): Pro
       : checkRoundTrip(setup.config, setup.wrapper, facts.current, signal),
   );
   await run("clock-skew", () =>
-    facts === undefined ? notRun("no Key Vault answer") : Promise.resolve(checkClockSkew(facts)),
+    setup === undefined || facts === undefined
+      ? notRun("no Key Vault answer")
+      : Promise.resolve(checkClockSkew(setup.config, facts)),
   );
   await run("key-expiry", () =>
     setup === undefined || facts === undefined

@@ -144,6 +144,41 @@ describe("keyvault-kms doctor", () => {
     expect(expiry.fix).toContain("rotation-policy");
   });
 
+  it("passes against a Managed HSM, whose answers carry no Date header", async () => {
+    const hsmDir = await mkdtemp(join(tmpdir(), "kvkms-doctor-hsm-"));
+    const hsm = await createEmulator({
+      stateDir: join(hsmDir, "emulator"),
+      flavor: "managedhsm",
+      keys: [{ name: "aes", kty: "oct-HSM" }],
+    });
+    try {
+      const run = await runCli(
+        [
+          "doctor",
+          "--keyvault-url",
+          hsm.vaultUrl,
+          "--managed-hsm",
+          "--key-name",
+          "aes",
+          "--config-file-path",
+          hsm.azureJsonFile ?? "",
+          "--ca-file",
+          hsm.caFile ?? "",
+          "--listen-addr",
+          `unix://${join(hsmDir, "kms.sock")}`,
+        ],
+        { env: { AZURE_AUTHORITY_HOST: hsm.authorityHost }, timeoutMs: 60_000 },
+      );
+      expect(verdict(run, "clock-skew").line).toMatch(
+        /^ok\s+clock-skew\s+not measured: Managed HSM/,
+      );
+      expect(run.code).toBe(0);
+    } finally {
+      await hsm.close();
+      await rm(hsmDir, { recursive: true, force: true });
+    }
+  });
+
   it("names an unreachable vault with its fix", async () => {
     const run = await doctor({ "--keyvault-url": "https://127.0.0.1:1" });
     expect(run.code).toBe(1);
