@@ -109,7 +109,7 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
   const remote = new RemoteClients(options.vaultUrl, options.credential, clientOptions, maxClients);
   // A tie is settled once per set of tied versions, so steady state stays at one request.
   let settledTie: { tied: string; version: string } | undefined;
-  // Ciphertexts of Azure/kubernetes-kms: Key Vault `decrypt`, with clients of their own.
+  // Ciphertexts of Azure/kubernetes-kms: Key Vault `decrypt`, through the same clients.
   const decryptLegacy = createLegacyDecrypt({ clients: remote, isAllowed: options.isAllowed });
   // From the last successful refresh: wrap() never uses a version Key Vault has revoked.
   let lastRevocation: (version: string) => RevocationReason | undefined = () => undefined;
