@@ -41,6 +41,7 @@ describe("flags", () => {
     [["--status-version", "v3"], "-status-version"],
     [["client", "status", "--api", "v9"], "-api"],
     [["emulator"], "-state-dir"],
+    [["emulator", "--state-dir", "x", "--key-permissions", "get,lsit"], "-key-permissions"],
   ])("%j exits 2 naming the flag", async (args, flag) => {
     const run = await runCli(args);
     expect(run.code).toBe(2);

@@ -186,6 +186,24 @@ describe("emulator: counters and fault injection", () => {
     expect((await getKey()).status).toBe(500);
   });
 
+  it("changes the access policy through /_emulator/permissions, and DELETE restores all", async () => {
+    const set = await control("POST", "permissions", { keys: ["get", "WRAPKEY"] });
+    expect(set.json()).toEqual({ keys: ["get", "wrapKey"] });
+    const list = await rawRequest(emu, "GET", "/keys/kek/versions", {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(list.status).toBe(403);
+    expect((await getKey()).status).toBe(200);
+    expect((await control("POST", "permissions", { keys: ["nope"] })).status).toBe(400);
+    expect((await control("DELETE", "permissions")).status).toBe(204);
+    const all = (await control("GET", "permissions")).json() as { keys: string[] };
+    expect(all.keys).toContain("list");
+    const again = await rawRequest(emu, "GET", "/keys/kek/versions", {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(again.status).toBe(200);
+  });
+
   it("rejects malformed fault specs with 400", async () => {
     for (const body of [
       { operation: "get", kind: "418" },
