@@ -74,6 +74,13 @@ const retryOptions = { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 10
  * known authority host does not need, and it cannot work for sovereign, private or emulated clouds.
  */
 export function createCredential(input: CredentialInput): TokenCredential {
+  const { identity } = input;
+  const credential = createSdkCredential(input);
+  if (identity.kind === "managed-identity") return credential;
+  return new TenantSpellingCredential(credential, identity.tenantId);
+}
+
+function createSdkCredential(input: CredentialInput): TokenCredential {
   const entra = {
     authorityHost: input.authorityHost,
     disableInstanceDiscovery: true,
@@ -107,6 +114,27 @@ export function createCredential(input: CredentialInput): TokenCredential {
           retryOptions: { maxRetries: retryOptions.maxRetries },
         }),
       );
+  }
+}
+
+/**
+ * Key Vault's challenge names the vault's tenant in lower case, and @azure/identity compares it
+ * with the configured tenant case-sensitively (processMultiTenantRequest), so an upper-case
+ * tenantId was refused. Tenant IDs are case-insensitive (Azure/azure-sdk-for-net#51693): a
+ * challenge for the configured tenant in another spelling asks for the configured spelling.
+ */
+class TenantSpellingCredential implements TokenCredential {
+  constructor(
+    private readonly inner: TokenCredential,
+    private readonly tenantId: string,
+  ) {}
+
+  getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    const asked = options?.tenantId;
+    if (asked === undefined || asked.toLowerCase() !== this.tenantId.toLowerCase()) {
+      return this.inner.getToken(scopes, options);
+    }
+    return this.inner.getToken(scopes, { ...options, tenantId: this.tenantId });
   }
 }
 
