@@ -68,7 +68,7 @@ export interface ClientCertificateInfo {
   readonly password: string;
 }
 
-export type FaultKind = "latency" | "429" | "500" | "503" | "reset";
+export type FaultKind = "latency" | "429" | "500" | "503" | "reset" | "hang" | "html502";
 
 export interface FaultSpec {
   /** An operation name (see counters) or "*" for every operation. */
