@@ -12,6 +12,7 @@ import {
   type KeyVaultCallObserver,
 } from "./metrics-policy.js";
 import { createResilience, type KeyVaultResilience } from "./resilience.js";
+import { tokenTryTimeoutPolicy } from "./token-endpoint.js";
 
 export interface ClientOptionsInput {
   readonly vaultHost: string;
@@ -65,9 +66,9 @@ function policies(...configs: (AdditionalPolicyConfig | undefined)[]): {
 }
 
 /**
- * Credential pipeline policies: token requests are counted (operation "token"), and in proxy
- * mode they go through the proxy. (ManagedIdentityCredential replaces `additionalPolicies` with
- * its own, so IMDS requests are not counted.)
+ * Credential pipeline policies: each token request try is bounded in time and counted (operation
+ * "token"), and in proxy mode it goes through the proxy. (ManagedIdentityCredential replaces
+ * `additionalPolicies` with its own, so IMDS requests are neither bounded nor counted.)
  */
 export function credentialProxyOptions(
   proxyMode: ProxyModeSettings | undefined,
@@ -75,6 +76,7 @@ export function credentialProxyOptions(
   callObserver?: KeyVaultCallObserver,
 ): { additionalPolicies?: AdditionalPolicyConfig[] } {
   return policies(
+    tokenTryTimeoutPolicy(),
     callObserver === undefined ? undefined : credentialMetricsPolicy(callObserver),
     proxyMode === undefined ? undefined : authorityProxyPolicy(proxyMode, authorityHost),
   );
