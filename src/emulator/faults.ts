@@ -3,7 +3,16 @@ import { isOperation, type Operation } from "./counters.js";
 import { isRecord, sendJson } from "./http-io.js";
 import type { FaultKind, FaultSpec } from "./types.js";
 
-const KINDS: readonly FaultKind[] = ["latency", "429", "500", "503", "reset", "emptyPage"];
+const KINDS: readonly FaultKind[] = [
+  "latency",
+  "429",
+  "500",
+  "503",
+  "reset",
+  "hang",
+  "html502",
+  "emptyPage",
+];
 /** Kinds the operation applies itself, in its answer, rather than before it runs. */
 const IN_ANSWER: readonly FaultKind[] = ["emptyPage"];
 const MAX_LATENCY_MS = 120_000;
@@ -107,6 +116,12 @@ export async function applyFault(
     case "reset":
       req.socket.destroy();
       return true;
+    case "hang":
+      await untilClosed(res);
+      return true;
+    case "html502":
+      sendHtml(res, 502, GATEWAY_502);
+      return true;
     case "429":
     case "500":
     case "503": {
@@ -121,4 +136,34 @@ export async function applyFault(
       return true;
     }
   }
+}
+
+/**
+ * Never answers, as a path that silently drops packets (a firewall, a black-holed route) looks to
+ * the client; no source shows Entra or Key Vault themselves doing this. The request is held until
+ * the client gives up or the emulator closes (close() destroys every connection): no timer leaks.
+ */
+function untilClosed(res: ServerResponse): Promise<void> {
+  if (res.destroyed || res.socket === null || res.socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => res.once("close", resolve));
+}
+
+// A gateway or proxy in front of the endpoint answers a failed backend with its own HTML page, not
+// the service's JSON (502: RFC 9110 §15.6.3). The body only has to be HTML.
+const GATEWAY_502 = `<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+</body>
+</html>
+`;
+
+function sendHtml(res: ServerResponse, status: number, html: string): void {
+  if (res.headersSent || res.destroyed) return;
+  const data = Buffer.from(html);
+  res.writeHead(status, {
+    "content-type": "text/html",
+    "content-length": String(data.length),
+  });
+  res.end(data);
 }

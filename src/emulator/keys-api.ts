@@ -68,8 +68,12 @@ function authorize(core: EmulatorCore, ctx: RequestContext): Caller | undefined 
       : core.tokens.verify(token, resource, core.registration.tenantId);
   if (check.ok) return { clientId: check.claims.appid, tenantId: check.claims.tid };
   core.counters.increment("challenge");
+  // Key Vault's challenge names the tenant GUID in lower case (recorded: Azure/azure-sdk-for-net,
+  // sdk/keyvault/Azure.Security.KeyVault.Keys/tests/SessionRecords/KeyClientLiveTests/
+  // GetKeyNonExisting.json), so a tenant given in upper case is lowered here.
+  const tenant = core.registration.tenantId.toLowerCase();
   const headers = {
-    "www-authenticate": `Bearer authorization="https://login.microsoftonline.com/${core.registration.tenantId}", resource="${resource}"`,
+    "www-authenticate": `Bearer authorization="https://login.microsoftonline.com/${tenant}", resource="${resource}"`,
   };
   // Managed HSM answers its challenge with an empty body.
   if (core.flavor === "managedhsm") sendEmpty(ctx.res, 401, headers);

@@ -108,7 +108,9 @@ async function issueToken(core: EmulatorCore, ctx: RequestContext, tenant: strin
     sendEntraError(ctx.res, auth.error);
     return;
   }
-  if (tenant !== core.registration.tenantId) {
+  // Tenant IDs (GUIDs, domain names) compare case-insensitively by definition (RFC 9562 §4,
+  // RFC 4343). No recording shows what Entra does with a differently cased tenant in the path.
+  if (tenant.toLowerCase() !== core.registration.tenantId.toLowerCase()) {
     sendEntraError(ctx.res, invalidClient());
     return;
   }

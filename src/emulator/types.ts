@@ -73,7 +73,8 @@ export interface ClientCertificateInfo {
 }
 
 /** "emptyPage" (list only): a page with no items and a nextLink, as real vaults send. */
-export type FaultKind = "latency" | "429" | "500" | "503" | "reset" | "emptyPage";
+export type FaultKind =
+  "latency" | "429" | "500" | "503" | "reset" | "hang" | "html502" | "emptyPage";
 
 export interface FaultSpec {
   /** An operation name (see counters) or "*" for every operation. */

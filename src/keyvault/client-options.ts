@@ -13,6 +13,7 @@ import {
 } from "./metrics-policy.js";
 import type { ApiVersionPolicy } from "./api-version.js";
 import { createResilience, type KeyVaultResilience } from "./resilience.js";
+import { tokenTryTimeoutPolicy } from "./token-endpoint.js";
 
 export interface ClientOptionsInput {
   readonly vaultHost: string;
@@ -70,9 +71,9 @@ function policies(...configs: (AdditionalPolicyConfig | undefined)[]): {
 }
 
 /**
- * Credential pipeline policies: token requests are counted (operation "token"), and in proxy
- * mode they go through the proxy. (ManagedIdentityCredential replaces `additionalPolicies` with
- * its own, so IMDS requests are not counted.)
+ * Credential pipeline policies: each token request try is bounded in time and counted (operation
+ * "token"), and in proxy mode it goes through the proxy. (ManagedIdentityCredential replaces
+ * `additionalPolicies` with its own, so IMDS requests are neither bounded nor counted.)
  */
 export function credentialProxyOptions(
   proxyMode: ProxyModeSettings | undefined,
@@ -80,6 +81,7 @@ export function credentialProxyOptions(
   callObserver?: KeyVaultCallObserver,
 ): { additionalPolicies?: AdditionalPolicyConfig[] } {
   return policies(
+    tokenTryTimeoutPolicy(),
     callObserver === undefined ? undefined : credentialMetricsPolicy(callObserver),
     proxyMode === undefined ? undefined : authorityProxyPolicy(proxyMode, authorityHost),
   );

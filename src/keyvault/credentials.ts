@@ -15,7 +15,8 @@ import {
 } from "./client-certificate.js";
 import { credentialProxyOptions, tlsOptions } from "./client-options.js";
 import type { KeyVaultCallObserver } from "./metrics-policy.js";
-import type { ProxyModeSettings } from "./proxy-mode.js";
+import { proxyBaseUrl, type ProxyModeSettings } from "./proxy-mode.js";
+import { guardTokenEndpoint } from "./token-endpoint.js";
 
 export { ClientCertificateError, IdentitySetupError } from "./client-certificate.js";
 
@@ -66,7 +67,9 @@ export interface CredentialInput {
   readonly callObserver?: KeyVaultCallObserver;
 }
 
-// Like the Key Vault clients: short retries, so a failure surfaces within the caller's deadline.
+// Short retries of their own, so a failure surfaces within the caller's deadline. They must come
+// before MSAL sees a 5xx or 429: MSAL then refuses to ask again for 60 s (or the Retry-After), so
+// resilience.ts retries only the outages MSAL does not hold (no answer, timeout).
 const retryOptions = { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 1000 };
 
 /**
@@ -74,6 +77,17 @@ const retryOptions = { maxRetries: 2, retryDelayInMs: 100, maxRetryDelayInMs: 10
  * known authority host does not need, and it cannot work for sovereign, private or emulated clouds.
  */
 export function createCredential(input: CredentialInput): TokenCredential {
+  const { identity } = input;
+  const credential = createSdkCredential(input);
+  if (identity.kind === "managed-identity") return guardTokenEndpoint(credential, "IMDS");
+  const endpoint =
+    input.proxyMode === undefined
+      ? new URL(input.authorityHost).host
+      : `${new URL(proxyBaseUrl(input.proxyMode)).host} (proxy mode)`;
+  return guardTokenEndpoint(new TenantSpellingCredential(credential, identity.tenantId), endpoint);
+}
+
+function createSdkCredential(input: CredentialInput): TokenCredential {
   const entra = {
     authorityHost: input.authorityHost,
     disableInstanceDiscovery: true,
@@ -107,6 +121,27 @@ export function createCredential(input: CredentialInput): TokenCredential {
           retryOptions: { maxRetries: retryOptions.maxRetries },
         }),
       );
+  }
+}
+
+/**
+ * Key Vault's challenge names the vault's tenant in lower case, and @azure/identity compares it
+ * with the configured tenant case-sensitively (processMultiTenantRequest), so an upper-case
+ * tenantId was refused. Tenant IDs are case-insensitive (Azure/azure-sdk-for-net#51693): a
+ * challenge for the configured tenant in another spelling asks for the configured spelling.
+ */
+class TenantSpellingCredential implements TokenCredential {
+  constructor(
+    private readonly inner: TokenCredential,
+    private readonly tenantId: string,
+  ) {}
+
+  getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    const asked = options?.tenantId;
+    if (asked === undefined || asked.toLowerCase() !== this.tenantId.toLowerCase()) {
+      return this.inner.getToken(scopes, options);
+    }
+    return this.inner.getToken(scopes, { ...options, tenantId: this.tenantId });
   }
 }
 

@@ -5,6 +5,7 @@ import {
 } from "@azure/identity";
 import { KmsError } from "../kms/errors.js";
 import { IdentitySetupError } from "./client-certificate.js";
+import { TokenEndpointError, tokenOutage } from "./token-endpoint.js";
 
 /** What a Key Vault failure looks like through @azure/core-rest-pipeline, read by shape. */
 interface RestErrorLike {
@@ -53,26 +54,44 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
   if (err instanceof IdentitySetupError) {
     return new KmsError("UNAUTHENTICATED", `${what}: ${err.message}`, { cause: err });
   }
-  if (err instanceof AuthenticationError) {
-    const status = err.statusCode;
-    if (status >= 400 && status < 500) {
-      return new KmsError(
-        "UNAUTHENTICATED",
-        `${what}: the identity could not get a token (${status} from the token endpoint); check azure.json credentials`,
-        { cause: err },
-      );
+  // The token endpoint's own trouble (no answer, timeout, 5xx, not OAuth) is an outage, whatever
+  // error class the SDK used for it (token-endpoint.ts).
+  const outage = tokenOutage(err);
+  if (outage !== undefined) {
+    const at = err instanceof TokenEndpointError ? err.endpoint : "the authority host";
+    const reach = "check DNS, firewall, proxy (HTTPS_PROXY/NO_PROXY) toward it";
+    switch (outage.kind) {
+      case "unreachable":
+        return new KmsError(
+          "UNAVAILABLE",
+          `${what}: the token endpoint is unreachable at ${at} (${outage.detail}); ${reach}`,
+          { cause: err },
+        );
+      case "timeout":
+        return new KmsError(
+          "UNAVAILABLE",
+          `${what}: the token endpoint did not answer in time (${at}); ${reach}`,
+          { cause: err },
+        );
+      case "failing":
+        return new KmsError(
+          "UNAVAILABLE",
+          `${what}: the token endpoint is failing at ${at} (${outage.detail})`,
+          { cause: err },
+        );
     }
-    return new KmsError("UNAVAILABLE", `${what}: the token endpoint is unreachable or failing`, {
-      cause: err,
-    });
   }
-  // The Key Vault challenge policy asks for a token with CAE options, and every MSAL failure then
-  // surfaces as AuthenticationRequiredError, told apart only by the OAuth error code its message
-  // starts with: the endpoint's own trouble is an outage, anything else a refused identity.
+  // What is left of the identity errors with a status is a 4xx: a refusal.
+  if (err instanceof AuthenticationError) {
+    return new KmsError(
+      "UNAUTHENTICATED",
+      `${what}: the identity could not get a token (${err.statusCode} from the token endpoint); check azure.json credentials`,
+      { cause: err },
+    );
+  }
+  // Every MSAL failure surfaces as AuthenticationRequiredError; past the outages above, what is
+  // left is an OAuth refusal of the identity (invalid_client, unauthorized_client, …).
   if (err instanceof AuthenticationRequiredError) {
-    if (/^(temporarily_unavailable|server_error)\b/.test(err.message)) {
-      return new KmsError("UNAVAILABLE", `${what}: the token endpoint is failing`, { cause: err });
-    }
     return new KmsError(
       "UNAUTHENTICATED",
       `${what}: the token endpoint refused the identity; check azure.json credentials`,

@@ -13,6 +13,7 @@
 import type { PipelinePolicy, PipelineRequest, PipelineResponse } from "@azure/core-rest-pipeline";
 import { KmsError } from "../kms/errors.js";
 import { networkErrorCodes } from "./errors.js";
+import { tokenOutage } from "./token-endpoint.js";
 import type { AdditionalPolicyConfig } from "./proxy-mode.js";
 
 /** A clock and timers, injectable for tests. */
@@ -268,12 +269,13 @@ export interface TryVerdict {
   readonly retryAfterMs?: number;
 }
 
-/** Identity errors: the credential has its own retry, and a refused identity is not an outage. */
+/** Identity errors: a token endpoint outage is retried like Key Vault's; a refusal is not one. */
 const identityErrorNames: ReadonlySet<string> = new Set([
   "AuthenticationError",
   "AuthenticationRequiredError",
   "CredentialUnavailableError",
   "IdentitySetupError",
+  "TokenEndpointError",
 ]);
 
 export function verdictForStatus(status: number, headers?: HeaderBag): TryVerdict {
@@ -293,19 +295,15 @@ export function verdictForError(error: unknown): TryVerdict {
     name?: unknown;
     code?: unknown;
     statusCode?: unknown;
-    message?: unknown;
     response?: { headers?: HeaderBag };
   };
   if (e instanceof KmsError) return { retry: false, outage: false };
   if (typeof e.name === "string" && identityErrorNames.has(e.name)) {
-    // The token endpoint failing (5xx, unreachable) is an outage for us; a refusal is not.
-    const status = typeof e.statusCode === "number" ? e.statusCode : undefined;
-    const message = typeof e.message === "string" ? e.message : "";
-    const outage =
-      (status !== undefined && (status >= 500 || status === 429)) ||
-      /^(temporarily_unavailable|server_error)\b/.test(message) ||
-      e.name === "CredentialUnavailableError";
-    return { retry: false, outage };
+    // The token fetch runs inside this try (the auth policy is after this one), so the token
+    // endpoint's outages reach the breaker and the retries here, like Key Vault's own.
+    const outage = tokenOutage(error);
+    if (outage !== undefined) return { retry: outage.retry, outage: true };
+    return { retry: false, outage: e.name === "CredentialUnavailableError" };
   }
   if (typeof e.statusCode === "number") return verdictForStatus(e.statusCode, e.response?.headers);
   if (e.name === "AbortError" || e.name === "TimeoutError") return { retry: true, outage: true };

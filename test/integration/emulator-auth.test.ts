@@ -145,6 +145,44 @@ describe("emulator: bearer challenge and Entra token endpoints", () => {
   });
 });
 
+describe("emulator: tenant spelling", () => {
+  const tenant = "72F988BF-86F1-41AF-91AB-2D7CD011DB47";
+  let emu: Emulator;
+
+  beforeAll(async () => {
+    emu = await createEmulator({ tenantId: tenant });
+  });
+
+  afterAll(async () => {
+    await emu.close();
+  });
+
+  it("names the tenant in lower case in the challenge, as Key Vault does", async () => {
+    const res = await rawRequest(emu, "GET", "/keys/kek/");
+    expect(res.status).toBe(401);
+    expect(res.headers["www-authenticate"]).toBe(
+      `Bearer authorization="https://login.microsoftonline.com/${tenant.toLowerCase()}", resource="https://vault.azure.net"`,
+    );
+  });
+
+  it("takes the tenant in the token endpoint's path in any case, and no other tenant", async () => {
+    for (const tenantId of [tenant, tenant.toLowerCase(), "72f988bf-86F1-41af-91AB-2d7cd011db47"]) {
+      const token = await fetchToken({ ...emu, vaultUrl: emu.vaultUrl, tenantId });
+      const res = await rawRequest(emu, "GET", "/keys/missing/", {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(404);
+    }
+    await expect(
+      fetchToken({
+        ...emu,
+        vaultUrl: emu.vaultUrl,
+        tenantId: "00000000-0000-0000-0000-000000000000",
+      }),
+    ).rejects.toThrow(/invalid_client/);
+  });
+});
+
 describe("emulator: Managed HSM flavor", () => {
   let emu: Emulator;
 

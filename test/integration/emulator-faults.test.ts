@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { request } from "node:https";
 import { createEmulator, OPERATIONS, type Emulator } from "../../src/emulator/index.js";
 import { emulatorClients, failure, type EmulatorClients } from "../helpers/emulator-clients.js";
 import { fetchToken, rawRequest, type RawResponse } from "../helpers/emulator-http.js";
+import { eventually } from "../helpers/eventually.js";
 
 describe("emulator: counters and fault injection", () => {
   let emu: Emulator;
@@ -12,6 +14,20 @@ describe("emulator: counters and fault injection", () => {
   const getKey = (): Promise<RawResponse> =>
     rawRequest(emu, "GET", "/keys/kek/?api-version=7.4", {
       headers: { authorization: `Bearer ${token}` },
+    });
+  /** GET /keys/kek/ that the client abandons when `signal` aborts. */
+  const abortableGet = (signal: AbortSignal): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        new URL("/keys/kek/?api-version=7.4", emu.vaultUrl),
+        { ca: emu.caPem, headers: { authorization: `Bearer ${token}` }, agent: false, signal },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end();
     });
   const control = (method: string, path: string, body?: unknown): Promise<RawResponse> =>
     rawRequest(emu, method, `/_emulator/${path}`, {
@@ -142,6 +158,29 @@ describe("emulator: counters and fault injection", () => {
     expect((await getKey()).status).toBe(200);
   });
 
+  it("hang: holds the request unanswered until the client gives up, then serves the next", async () => {
+    expect(
+      (await control("POST", "faults", { operation: "get", kind: "hang", count: 1 })).status,
+    ).toBe(200);
+    const signal = AbortSignal.timeout(200);
+    await expect(abortableGet(signal)).rejects.toThrow();
+    expect(emu.counters()["get"]).toBe(1);
+    expect((await getKey()).status).toBe(200);
+  });
+
+  it("html502: a gateway's 502 with an HTML body, on the token endpoint too", async () => {
+    emu.addFault({ operation: "token", kind: "html502", count: 1 });
+    const res = await rawRequest(emu, "POST", `/${emu.tenantId}/oauth2/v2.0/token`, {
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "grant_type=client_credentials",
+    });
+    expect(res.status).toBe(502);
+    expect(res.headers["content-type"]).toBe("text/html");
+    expect(res.text).toMatch(/^<html>[\s\S]*502 Bad Gateway[\s\S]*<\/html>\s*$/);
+    expect(() => JSON.parse(res.text) as unknown).toThrow();
+    expect(emu.counters()["token"]).toBe(1);
+  });
+
   it("consumes queued faults in order and matches '*' against any operation", async () => {
     const posted = await control("POST", "faults", [
       { operation: "get", kind: "500", count: 1 },
@@ -210,6 +249,7 @@ describe("emulator: counters and fault injection", () => {
       { operation: "nope", kind: "500" },
       { operation: "get", kind: "latency" },
       { operation: "get", kind: "500", count: 0 },
+      { operation: "get", kind: "hung" },
     ]) {
       expect((await control("POST", "faults", body)).status).toBe(400);
     }
@@ -234,5 +274,19 @@ describe("emulator: close", () => {
     await expect(pending).rejects.toThrow();
     expect(Date.now() - start).toBeLessThan(1000);
     await emu.close(); // idempotent
+  });
+
+  it("ends requests held by a hang fault, so close() resolves", async () => {
+    const emu = await createEmulator();
+    emu.addFault({ operation: "token", kind: "hang" });
+    const held = [1, 2].map(() =>
+      rawRequest(emu, "POST", `/${emu.tenantId}/oauth2/v2.0/token`, {
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: "grant_type=client_credentials",
+      }),
+    );
+    await eventually(() => (emu.counters()["token"] === 2 ? true : undefined));
+    await emu.close();
+    for (const request of held) await expect(request).rejects.toThrow();
   });
 });
