@@ -78,9 +78,8 @@ export interface Config {
   /** A current seed older than this is replaced by a new one under the same key version. */
   readonly seedMaxAgeMs: number;
   readonly statusVersion: StatusVersion;
-  /** Client-side limit on Key Vault requests per second (0: none), and its burst. */
-  readonly keyVaultRateLimit: number;
-  readonly keyVaultBurst: number;
+  /** Client-side limit on Key Vault requests per second over its 10 s window (0: none; "auto": by key type). */
+  readonly keyVaultRateLimit: number | "auto";
   /** Consecutive failed Key Vault tries that open the circuit (0: no breaker), and its cool-down. */
   readonly keyVaultBreakerThreshold: number;
   readonly keyVaultBreakerCoolDownMs: number;
@@ -190,21 +189,15 @@ export const serveFlags: readonly FlagSpec[] = [
   },
   {
     name: "keyvault-rate-limit",
-    kind: "uint",
-    default: "50",
-    help: "client-side limit on Key Vault requests per second (a request waits for a token while its deadline allows, else fails UNAVAILABLE unsent); 0 disables",
-  },
-  {
-    name: "keyvault-burst",
-    kind: "uint",
-    default: "100",
-    help: "Key Vault requests allowed at once above -keyvault-rate-limit (token bucket size)",
+    kind: "string",
+    default: "auto",
+    help: "client-side limit on Key Vault requests per second, counted over Key Vault's 10 s window; auto: a third of the vault's limit for the key's type (RSA-2048 software 133/s … RSA-4096 HSM 8/s); lowered while Key Vault answers 429; a request waits for its turn while its deadline allows, else fails UNAVAILABLE unsent; 0 disables",
   },
   {
     name: "keyvault-breaker-threshold",
     kind: "uint",
     default: "5",
-    help: "consecutive failed Key Vault requests (network, timeout, 5xx, 429; each after its retries) within 10s that open the circuit: requests then fail fast, unsent, until a probe succeeds; 0 disables",
+    help: "consecutive failed Key Vault requests (network, timeout, 5xx; each after its retries; a 429 is throttling, not a failure) within 10s that open the circuit: requests then fail fast, unsent, until a probe succeeds; 0 disables",
   },
   {
     name: "keyvault-breaker-cooldown",
@@ -523,8 +516,9 @@ export async function parseConfig(
   const listenAddr = get("listen-addr").trim();
   const caFile = get("ca-file");
   const verbosity = parseUint("v", get("v"), 255);
-  const keyVaultRateLimit = parseUint("keyvault-rate-limit", get("keyvault-rate-limit"), 100_000);
-  const keyVaultBurst = parseUint("keyvault-burst", get("keyvault-burst"), 1_000_000);
+  const rateRaw = get("keyvault-rate-limit").trim();
+  const keyVaultRateLimit =
+    rateRaw === "auto" ? "auto" : parseUint("keyvault-rate-limit", rateRaw, 10_000);
   const keyVaultBreakerThreshold = parseUint(
     "keyvault-breaker-threshold",
     get("keyvault-breaker-threshold"),
@@ -634,7 +628,6 @@ export async function parseConfig(
     seedMaxAgeMs,
     statusVersion,
     keyVaultRateLimit,
-    keyVaultBurst,
     keyVaultBreakerThreshold,
     keyVaultBreakerCoolDownMs,
     keyVaultApiVersion,
@@ -687,7 +680,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     keyVaultRateLimit:
       config.keyVaultRateLimit === 0
         ? "off"
-        : `${config.keyVaultRateLimit}/s burst ${config.keyVaultBurst}`,
+        : config.keyVaultRateLimit === "auto"
+          ? "auto (by key type)"
+          : `${config.keyVaultRateLimit}/s`,
     keyVaultBreaker:
       config.keyVaultBreakerThreshold === 0
         ? "off"

@@ -11,7 +11,7 @@ import {
 } from "./http-io.js";
 import type { FaultSpec } from "./types.js";
 
-/** /_emulator/counters, /faults and /permissions: no auth, loopback peers only. */
+/** /_emulator/counters, /faults, /quota and /permissions: no auth, loopback peers only. */
 export async function handleControlApi(core: EmulatorCore, ctx: RequestContext): Promise<boolean> {
   const [root, resource, ...rest] = ctx.segments;
   if (root !== "_emulator") return false;
@@ -45,6 +45,10 @@ export async function handleControlApi(core: EmulatorCore, ctx: RequestContext):
       sendEmpty(ctx.res, 204);
       return true;
     }
+  }
+  if (rest.length === 0 && resource === "quota" && method === "GET") {
+    sendJson(ctx.res, 200, core.faults.quotaUsage());
+    return true;
   }
   if (rest.length === 0 && resource === "permissions") {
     if (method === "GET") {

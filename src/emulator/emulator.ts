@@ -198,6 +198,7 @@ function buildHandle(
     clearFaults: () => {
       core.faults.clear();
     },
+    quotaUsage: () => core.faults.quotaUsage(),
     setKeyPermissions: (permissions) => {
       core.keyPermissions =
         permissions === undefined ? new Set(KEY_PERMISSIONS) : parseKeyPermissions(permissions);

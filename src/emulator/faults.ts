@@ -12,6 +12,7 @@ const KINDS: readonly FaultKind[] = [
   "hang",
   "html502",
   "emptyPage",
+  "quota",
 ];
 /** Kinds the operation applies itself, in its answer, rather than before it runs. */
 const IN_ANSWER: readonly FaultKind[] = ["emptyPage"];
@@ -20,7 +21,29 @@ const MAX_LATENCY_MS = 120_000;
 interface QueuedFault {
   readonly spec: FaultSpec;
   remaining: number;
+  /** quota: the current window's start (ms) and the requests it has let through. */
+  addedAt?: number;
+  windowStart?: number;
+  used?: number;
+  /** quota: served and refused requests per window, newest last (bounded). */
+  windows?: QuotaWindow[];
 }
+
+export interface QuotaWindow {
+  /** ms since the quota was added. */
+  readonly startMs: number;
+  served: number;
+  refused: number;
+}
+
+/** Windows a quota remembers for quotaUsage(): an hour of 10 s windows. */
+const MAX_WINDOWS = 360;
+
+/** Key Vault operations only: a vault's quota is not Entra's (token, openid) nor IMDS's. */
+const NOT_KEY_VAULT: ReadonlySet<string> = new Set(["token", "openid", "imds", "challenge"]);
+
+/** A quota's refusal: the real 429, whose body and (absent) Retry-After faults.ts already knows. */
+const THROTTLED: FaultSpec = { operation: "*", kind: "429" };
 
 /** Shape of the error body: Key Vault's for /keys, Entra's for the token endpoint. */
 export type FaultStyle = "keyvault" | "entra";
@@ -28,8 +51,16 @@ export type FaultStyle = "keyvault" | "entra";
 export class FaultQueue {
   private queue: QueuedFault[] = [];
 
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
   add(spec: FaultSpec): void {
-    this.queue.push({ spec: validateFault(spec), remaining: spec.count ?? Infinity });
+    const fault: QueuedFault = { spec: validateFault(spec), remaining: spec.count ?? Infinity };
+    if (fault.spec.kind === "quota") {
+      fault.windowStart = fault.addedAt = this.now();
+      fault.used = 0;
+      fault.windows = [];
+    }
+    this.queue.push(fault);
   }
 
   clear(): void {
@@ -40,14 +71,53 @@ export class FaultQueue {
     return this.queue.map((f) => f.spec);
   }
 
+  /** Per quota, what each window served and refused (windows with no request are absent). */
+  quotaUsage(): { spec: FaultSpec; windows: QuotaWindow[] }[] {
+    return this.queue
+      .filter((f) => f.spec.kind === "quota")
+      .map((f) => ({ spec: f.spec, windows: (f.windows ?? []).map((w) => ({ ...w })) }));
+  }
+
+  /**
+   * Counts the request against every quota it falls under, or refuses it when one is spent for
+   * its window; a refused request counts toward none ("throttled requests do not count toward
+   * the limit", service limits page).
+   */
+  private overQuota(operation: Operation): boolean {
+    if (NOT_KEY_VAULT.has(operation)) return false;
+    const now = this.now();
+    const quotas = this.queue.filter(
+      (f) =>
+        f.spec.kind === "quota" && (f.spec.operation === "*" || f.spec.operation === operation),
+    );
+    for (const f of quotas) rollWindow(f, now);
+    const spent = quotas.some((f) => (f.used ?? 0) >= (f.spec.limit ?? 0));
+    for (const f of quotas) {
+      if (!spent) f.used = (f.used ?? 0) + 1;
+      const windows = (f.windows ??= []);
+      const startMs = Math.round((f.windowStart ?? now) - (f.addedAt ?? now));
+      let current = windows[windows.length - 1];
+      if (current?.startMs !== startMs) {
+        current = { startMs, served: 0, refused: 0 };
+        windows.push(current);
+        if (windows.length > MAX_WINDOWS) windows.shift();
+      }
+      if (spent) current.refused++;
+      else current.served++;
+    }
+    return spent;
+  }
+
   /**
    * Consumes one use of the first queued fault that matches the operation: of `kind` when given,
    * else of any kind that acts before the operation runs.
    */
   take(operation: Operation, kind?: FaultKind): FaultSpec | undefined {
+    if (kind === undefined && this.overQuota(operation)) return THROTTLED;
     const index = this.queue.findIndex(
       (f) =>
         (f.spec.operation === "*" || f.spec.operation === operation) &&
+        f.spec.kind !== "quota" &&
         (kind === undefined ? !IN_ANSWER.includes(f.spec.kind) : f.spec.kind === kind),
     );
     const fault = this.queue[index];
@@ -58,9 +128,24 @@ export class FaultQueue {
   }
 }
 
+/**
+ * Moves a quota to the window `now` falls in. Windows are fixed, back to back from when the quota
+ * was added: the service limits page gives a count per 10 seconds and says no more (fixed or
+ * sliding is not documented), and a fixed window is the harsher of the two for a client.
+ */
+function rollWindow(fault: QueuedFault, now: number): void {
+  const windowMs = (fault.spec.windowSeconds ?? 10) * 1000;
+  const start = fault.windowStart ?? now;
+  const elapsed = Math.floor((now - start) / windowMs);
+  if (elapsed > 0) {
+    fault.windowStart = start + elapsed * windowMs;
+    fault.used = 0;
+  }
+}
+
 export function validateFault(input: unknown): FaultSpec {
   if (!isRecord(input)) throw new TypeError("a fault must be a JSON object");
-  const { operation, kind, count, ms, retryAfter } = input;
+  const { operation, kind, count, ms, retryAfter, limit, windowSeconds } = input;
   const known =
     typeof operation === "string" && isOperation(operation) && operation !== "challenge";
   if (typeof operation !== "string" || (operation !== "*" && !known)) {
@@ -73,6 +158,16 @@ export function validateFault(input: unknown): FaultSpec {
   if (count !== undefined) spec.count = whole(count, "count", 1, Number.MAX_SAFE_INTEGER);
   if (ms !== undefined) spec.ms = whole(ms, "ms", 0, MAX_LATENCY_MS);
   if (retryAfter !== undefined) spec.retryAfter = whole(retryAfter, "retryAfter", 0, 3600);
+  if (limit !== undefined) spec.limit = whole(limit, "limit", 0, 1_000_000);
+  if (windowSeconds !== undefined)
+    spec.windowSeconds = whole(windowSeconds, "windowSeconds", 1, 3600);
+  if (spec.kind === "quota") {
+    if (spec.limit === undefined) throw new TypeError("quota needs limit");
+    if (spec.count !== undefined)
+      throw new TypeError("quota takes no count: it lasts until cleared");
+  } else if (spec.limit !== undefined || spec.windowSeconds !== undefined) {
+    throw new TypeError("limit and windowSeconds apply to the quota kind only");
+  }
   if (spec.kind === "latency" && spec.ms === undefined) throw new TypeError("latency needs ms");
   if (spec.kind === "emptyPage" && operation !== "list") {
     throw new TypeError("emptyPage applies to the list operation only");
@@ -112,7 +207,8 @@ export async function applyFault(
       await sleep(fault.ms ?? 0);
       return false;
     case "emptyPage":
-      return false; // applied by the list itself
+    case "quota":
+      return false; // applied by the list itself; a quota is never taken (THROTTLED is)
     case "reset":
       req.socket.destroy();
       return true;

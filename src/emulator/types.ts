@@ -72,9 +72,12 @@ export interface ClientCertificateInfo {
   readonly password: string;
 }
 
-/** "emptyPage" (list only): a page with no items and a nextLink, as real vaults send. */
+/**
+ * "emptyPage" (list only): a page with no items and a nextLink, as real vaults send.
+ * "quota": the real 429 to requests beyond `limit` per `windowSeconds` (default 10), until cleared.
+ */
 export type FaultKind =
-  "latency" | "429" | "500" | "503" | "reset" | "hang" | "html502" | "emptyPage";
+  "latency" | "429" | "500" | "503" | "reset" | "hang" | "html502" | "emptyPage" | "quota";
 
 export interface FaultSpec {
   /** An operation name (see counters) or "*" for every operation. */
@@ -86,6 +89,10 @@ export interface FaultSpec {
   ms?: number;
   /** Seconds for the Retry-After header; no header when absent. */
   retryAfter?: number;
+  /** quota: requests let through per window. */
+  limit?: number;
+  /** quota: the window, in seconds (default 10, as Key Vault's). */
+  windowSeconds?: number;
 }
 
 export interface KeyVersionRef {
@@ -132,6 +139,11 @@ export interface Emulator {
   issuedTokens(): string[];
   addFault(fault: FaultSpec): void;
   clearFaults(): void;
+  /** Per quota fault, what each window served and refused (429). */
+  quotaUsage(): {
+    spec: FaultSpec;
+    windows: { startMs: number; served: number; refused: number }[];
+  }[];
   /** Replaces the access policy's key permissions; undefined restores all. */
   setKeyPermissions(permissions: string[] | undefined): void;
   createKey(spec: EmulatorKeySpec): Promise<KeyVersionRef>;

@@ -84,6 +84,13 @@ export class GrpcCallContext implements CallContext {
     return controller.signal;
   }
 
+  /** The call's deadline (epoch ms), or undefined when it has none. */
+  get deadline(): number | undefined {
+    const deadline = this.#call.getDeadline();
+    const ms = typeof deadline === "number" ? deadline : deadline.getTime();
+    return Number.isFinite(ms) ? ms : undefined;
+  }
+
   /** The call has an outcome: later "cancelled" events no longer abort the signal. */
   settle(): void {
     this.#settled = true;

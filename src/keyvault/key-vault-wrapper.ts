@@ -30,6 +30,7 @@ import {
   createResilience,
   deadlineSignal,
   defaultResilience,
+  whenQueued,
   type ResilienceSettings,
 } from "./resilience.js";
 import { SingleFlight } from "./single-flight.js";
@@ -44,6 +45,8 @@ export interface KeyVaultWrapperOptions {
   readonly keyName: string;
   /** Empty: follow the newest usable version. Otherwise: only ever wrap under this one. */
   readonly keyVersion: string;
+  /** A Managed HSM (also recognised by its host): it sets the default rate limit. */
+  readonly managedHsm?: boolean;
   readonly credential: TokenCredential;
   readonly caPem?: string;
   readonly userAgent: string;
@@ -88,10 +91,12 @@ const deletedState: KeyState = { current: undefined, versions: [], revocation: a
 
 export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVaultWrapper {
   const observer = options.callObserver;
+  const managedHsm = options.managedHsm === true || /\.managedhsm\./i.test(options.vaultHost);
   const resilience = createResilience(
     { ...defaultResilience, ...options.resilience },
     {
       onRateLimited: (outcome) => observer?.onRateLimited?.(outcome),
+      onAllowance: (perWindow) => observer?.onAllowance?.(perWindow),
       onCircuitState: (state) => observer?.onCircuitState?.(state),
     },
   );
@@ -266,10 +271,15 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
     const version = await select(versions, signal);
     let current: KeyReference | undefined;
     if (version !== undefined) {
-      const known = loaded.use(version);
-      if (known !== undefined) current = known.ref;
-      else if (fetched?.properties.version?.toLowerCase() === version) current = load(fetched).ref;
-      else current = load(await getKey(signal, version)).ref;
+      let entry = loaded.use(version);
+      if (entry === undefined) {
+        entry =
+          fetched?.properties.version?.toLowerCase() === version
+            ? load(fetched)
+            : load(await getKey(signal, version));
+      }
+      current = entry.ref;
+      resilience.keyKnown({ managedHsm, keyType: entry.keyType, ...bits(entry) });
     }
     const revocation = (v: string) => revocationOf(versions.get(v.toLowerCase()));
     lastRevocation = revocation;
@@ -333,6 +343,8 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
       const what = `unwrapKey with ${key.keyName}/${key.keyVersion}`;
       try {
         const signal = unwrapOptions?.signal;
+        const onQueued = unwrapOptions?.onQueued;
+        if (signal !== undefined && onQueued !== undefined) whenQueued(signal, onQueued);
         const client = remote.for(key);
         const result = await throughFirstRequestGate(
           client,
@@ -352,6 +364,10 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
 
     decryptLegacy,
   };
+}
+
+function bits(entry: LoadedKey): { rsaBits?: number } {
+  return entry.rsaBits === undefined ? {} : { rsaBits: entry.rsaBits };
 }
 
 /** Every listed version as a reference, newest first (ties: greatest version string first). */

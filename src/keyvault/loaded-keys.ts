@@ -9,6 +9,9 @@ export interface LoadedKey {
   readonly algorithm: WrapAlgorithm;
   /** RSA keys wrap locally with the public key: no Key Vault call per new seed. */
   readonly publicKey?: KeyObject;
+  /** Key Vault's kty and, for RSA, the modulus size: they set the service's request limit. */
+  readonly keyType: string;
+  readonly rsaBits?: number;
 }
 
 function b64url(bytes: Uint8Array | undefined): string {
@@ -47,12 +50,14 @@ export function loadKey(key: KeyVaultKey, vaultHost: string): LoadedKey {
     );
   }
   const algorithm = algorithmFor(key, label);
-  if (algorithm !== "RSA-OAEP-256") return { ref, algorithm };
+  const keyType = key.keyType ?? "unknown";
+  if (algorithm !== "RSA-OAEP-256") return { ref, algorithm, keyType };
   const publicKey = createPublicKey({
     key: { kty: "RSA", n: b64url(key.key?.n), e: b64url(key.key?.e) },
     format: "jwk",
   });
-  return { ref, algorithm, publicKey };
+  const rsaBits = publicKey.asymmetricKeyDetails?.modulusLength;
+  return { ref, algorithm, publicKey, keyType, ...(rsaBits === undefined ? {} : { rsaBits }) };
 }
 
 /** Loaded versions, bounded: the least recently selected goes first. */

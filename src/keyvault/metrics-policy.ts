@@ -40,8 +40,10 @@ export interface KeyVaultCallObserver {
     /** A second or later try of the same logical request (the retry policy resent it). */
     isRetry: boolean,
   ): void;
-  /** A request waited for a rate-limit token ("delayed") or was refused unsent ("rejected"). */
+  /** A request waited for its turn at the rate limiter ("delayed") or was refused unsent ("rejected"). */
   onRateLimited?(outcome: "delayed" | "rejected"): void;
+  /** Requests per 10 s the rate limiter allows now. */
+  onAllowance?(perWindow: number): void;
   /** The circuit breaker changed state: 0 closed, 1 half-open, 2 open. */
   onCircuitState?(state: 0 | 1 | 2): void;
 }

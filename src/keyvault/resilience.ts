@@ -1,7 +1,7 @@
 /**
  * How the plugin talks to Key Vault under faults: one "perCall" pipeline policy shared by every
  * Key Vault client (KeyClient, CryptographyClient, legacy decrypt) that gates each HTTP try through
- * a circuit breaker and a token bucket, bounds it with a per-try timeout, and retries with
+ * a circuit breaker and a per-window rate limiter (rate-limiter.ts), bounds it with a per-try timeout, and retries with
  * deadline-aware backoff. The SDK's own retry policy is switched off (maxRetries 0).
  *
  * Why a pipeline policy and not a `retrying(op)` wrapper: it sees every HTTP try, including the
@@ -14,6 +14,8 @@ import type { PipelinePolicy, PipelineRequest, PipelineResponse } from "@azure/c
 import { KmsError } from "../kms/errors.js";
 import { networkErrorCodes } from "./errors.js";
 import { tokenOutage } from "./token-endpoint.js";
+import { WindowLimiter, KEY_VAULT_WINDOW_MS, type Turn } from "./rate-limiter.js";
+import { defaultAllowance, UNKNOWN_KEY_ALLOWANCE, type KeyKind } from "./service-limits.js";
 import type { AdditionalPolicyConfig } from "./proxy-mode.js";
 
 /** A clock and timers, injectable for tests. */
@@ -67,6 +69,18 @@ export function knownDeadline(signal: AbortSignal | undefined): number | undefin
   return signal === undefined ? undefined : deadlines.get(signal);
 }
 
+/** Told, for a request made with this signal, how long it waits for its turn at the limiter. */
+const queuedListeners = new WeakMap<AbortSignal, (waitMs: number) => void>();
+
+/**
+ * Asks to be told when a request made with `signal` has to wait for the rate limiter (Key Vault
+ * throttling), and for how long: a caller sharing that request can then give up at once when the
+ * wait outlives its own deadline, instead of at the deadline.
+ */
+export function whenQueued(signal: AbortSignal, listener: (waitMs: number) => void): void {
+  queuedListeners.set(signal, listener);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backoff
 
@@ -99,52 +113,6 @@ export function retryAfterMs(
   if (/^\d+(\.\d+)?$/.test(raw)) return Number(raw) * 1000;
   const date = Date.parse(raw);
   return Number.isFinite(date) ? Math.max(0, date - nowEpochMs) : undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Token bucket
-
-/**
- * `rate` tokens per second up to `burst`. A request reserves a token, possibly one that only
- * exists in the future (the bucket goes negative): its wait is then known at once, and a request
- * whose wait would outlive its deadline is refused without taking anything.
- */
-export class TokenBucket {
-  readonly #rate: number;
-  readonly #burst: number;
-  readonly #clock: Clock;
-  #tokens: number;
-  #at: number;
-
-  constructor(ratePerSecond: number, burst: number, clock: Clock = systemClock) {
-    if (!(ratePerSecond > 0)) throw new RangeError("rate must be positive");
-    this.#rate = ratePerSecond;
-    this.#burst = Math.max(1, burst);
-    this.#clock = clock;
-    this.#tokens = this.#burst;
-    this.#at = clock.now();
-  }
-
-  #refill(): void {
-    const now = this.#clock.now();
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) * this.#rate) / 1000);
-    this.#at = now;
-  }
-
-  /** Reserves one token: the ms to wait for it, or undefined (nothing taken) if over `maxWaitMs`. */
-  reserve(maxWaitMs: number): number | undefined {
-    this.#refill();
-    const wait = this.#tokens >= 1 ? 0 : ((1 - this.#tokens) * 1000) / this.#rate;
-    if (wait > maxWaitMs) return undefined;
-    this.#tokens -= 1;
-    return wait;
-  }
-
-  /** Gives back a reserved token its request never used (its caller gave up while waiting). */
-  refund(): void {
-    this.#refill();
-    this.#tokens = Math.min(this.#burst, this.#tokens + 1);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,6 +233,8 @@ export interface TryVerdict {
   readonly retry: boolean;
   /** Counts toward opening the circuit. */
   readonly outage: boolean;
+  /** Key Vault's quota is spent (429): it is there, so not an outage; the limiter slows down. */
+  readonly throttled?: boolean;
   /** The server said when to come back. */
   readonly retryAfterMs?: number;
 }
@@ -281,7 +251,10 @@ const identityErrorNames: ReadonlySet<string> = new Set([
 export function verdictForStatus(status: number, headers?: HeaderBag): TryVerdict {
   if (status === 429 || status === 503) {
     const after = retryAfterMs(headers);
-    return { retry: true, outage: true, ...(after === undefined ? {} : { retryAfterMs: after }) };
+    const timing = after === undefined ? {} : { retryAfterMs: after };
+    // A 429 answers for a quota, not for the service's health: it never opens the circuit.
+    if (status === 429) return { retry: true, outage: false, throttled: true, ...timing };
+    return { retry: true, outage: true, ...timing };
   }
   if (status === 408 || (status >= 500 && status !== 501 && status !== 505)) {
     return { retry: true, outage: true };
@@ -325,9 +298,11 @@ export interface ResilienceSettings {
   readonly perTryTimeoutMs: number;
   /** Bound on a request whose signal has no deadline this file knows. */
   readonly defaultDeadlineMs: number;
-  /** Requests per second to Key Vault; 0 disables the limiter. */
-  readonly rateLimit: number;
-  readonly burst: number;
+  /**
+   * Requests per second to Key Vault, averaged over its 10-second window; "auto": the share of
+   * the key type's service limit (service-limits.ts); 0 disables the limiter.
+   */
+  readonly rateLimit: number | "auto";
   /** Consecutive outage-kind failed requests that open the circuit; 0 disables the breaker. */
   readonly breakerThreshold: number;
   readonly breakerWindowMs: number;
@@ -342,9 +317,7 @@ export const defaultResilience: ResilienceSettings = {
   maxRetryAfterMs: 30_000,
   perTryTimeoutMs: 5_000,
   defaultDeadlineMs: 30_000,
-  // Key Vault allows 4000 RSA-2048 software operations per 10 s (400/s), 500 for RSA-4096 (50/s).
-  rateLimit: 50,
-  burst: 100,
+  rateLimit: "auto",
   breakerThreshold: 5,
   breakerWindowMs: 10_000,
   breakerCoolDownMs: 500,
@@ -354,6 +327,8 @@ export const defaultResilience: ResilienceSettings = {
 /** What the policy reports (the metrics layer implements it; must not throw). */
 export interface ResilienceObserver {
   onRateLimited?(outcome: "delayed" | "rejected"): void;
+  /** Requests per 10 s the limiter allows now (lowered by a 429, raised after a quiet minute). */
+  onAllowance?(perWindow: number): void;
   onCircuitState?(state: CircuitStateValue): void;
 }
 
@@ -387,6 +362,9 @@ const policyName = "keyvaultKmsResilience";
 export interface KeyVaultResilience {
   readonly policy: AdditionalPolicyConfig;
   readonly breaker: CircuitBreaker | undefined;
+  readonly limiter: WindowLimiter | undefined;
+  /** The configured key's type is known: with rateLimit "auto", its default becomes the ceiling. */
+  keyKnown(kind: KeyKind): void;
 }
 
 export function createResilience(
@@ -397,8 +375,11 @@ export function createResilience(
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? Math.random;
   const sleep = deps.sleep ?? abortableSleep;
-  const bucket =
-    settings.rateLimit > 0 ? new TokenBucket(settings.rateLimit, settings.burst, clock) : undefined;
+  const auto = settings.rateLimit === "auto";
+  const perWindow = auto
+    ? UNKNOWN_KEY_ALLOWANCE
+    : (settings.rateLimit as number) * (KEY_VAULT_WINDOW_MS / 1000);
+  const limiter = perWindow >= 1 ? new WindowLimiter(perWindow, clock) : undefined;
   const breaker =
     settings.breakerThreshold > 0
       ? new CircuitBreaker(
@@ -419,23 +400,48 @@ export function createResilience(
       // Reporting must never change what the policy does.
     }
   };
-
-  /** Waits for a token while the deadline allows; otherwise fails without sending. */
-  async function takeToken(signal: AbortSignal | undefined, deadline: number): Promise<void> {
-    if (bucket === undefined) return;
-    const wait = bucket.reserve(Math.max(0, deadline - clock.now()));
-    if (wait === undefined) {
-      report("rejected");
-      throw rateLimited();
-    }
-    if (wait <= 0) return;
-    report("delayed");
+  let reportedAllowance: number | undefined;
+  const reportAllowance = (): void => {
+    if (limiter === undefined || limiter.allowance === reportedAllowance) return;
+    reportedAllowance = limiter.allowance;
     try {
-      await sleep(wait, signal);
+      observer.onAllowance?.(limiter.allowance);
     } catch {
-      bucket.refund();
-      throw rateLimited();
+      // Reporting must never change what the policy does.
     }
+  };
+  reportAllowance();
+
+  /** Waits for the limiter's turn while the deadline allows; otherwise fails without sending. */
+  async function takeTurn(
+    signal: AbortSignal | undefined,
+    deadline: number,
+  ): Promise<Turn | undefined> {
+    if (limiter === undefined) return undefined;
+    const turn = limiter.reserve(deadline);
+    reportAllowance(); // a quiet window may have raised it
+    if (turn === undefined) {
+      report("rejected");
+      throw rateLimited(limiter.throttledRecently);
+    }
+    const wait = turn.at - clock.now();
+    if (wait <= 0) return turn;
+    report("delayed");
+    const listener = signal === undefined ? undefined : queuedListeners.get(signal);
+    const tell = (ms: number): void => {
+      try {
+        listener?.(ms);
+      } catch {
+        // A listener must never change what the policy does.
+      }
+    };
+    tell(wait);
+    try {
+      await limiter.wait(turn, signal, tell);
+    } catch {
+      throw rateLimited(limiter.throttledRecently);
+    }
+    return turn;
   }
 
   async function send(
@@ -450,13 +456,23 @@ export function createResilience(
       if (outer?.aborted) throw abortedError();
       const admission = breaker?.admit() ?? "pass";
       if (admission === "reject") throw circuitOpen(breaker?.retryInMs ?? 0);
+      let turn: Turn | undefined;
       try {
-        await takeToken(outer, deadline);
+        turn = await takeTurn(outer, deadline);
       } catch (error) {
         if (admission === "probe") breaker?.release();
         throw error;
       }
       const outcome = await oneTry(request, next, outer, deadline);
+      if (outcome.answered && outcome.verdict.throttled !== true) limiter?.answered();
+      if (outcome.verdict.throttled === true) {
+        // Key Vault is there (the circuit may close) but its quota is spent: the limiter learns
+        // and holds; the retry, if any, waits there for its turn, or fails now if past the deadline.
+        breaker?.success();
+        if (turn !== undefined) limiter?.throttled(turn, outcome.verdict.retryAfterMs);
+        reportAllowance();
+        if (limiter !== undefined && attempt + 1 < settings.maxTries && !outer?.aborted) continue;
+      }
       const finish = (failed: boolean): PipelineResponse => {
         // The breaker counts requests, each after its retries, so that one request's retries
         // alone never open it; a failed probe re-opens it at once.
@@ -469,24 +485,26 @@ export function createResilience(
         if (admission === "probe") breaker?.release();
         return finish(false);
       }
-      if (!outcome.verdict.outage) {
+      const { outage } = outcome.verdict;
+      if (!outage && outcome.verdict.throttled !== true) {
         if (outcome.answered) breaker?.success();
         else if (admission === "probe") breaker?.release();
         return finish(false);
       }
       if (admission === "probe" || !outcome.verdict.retry || attempt + 1 >= settings.maxTries) {
-        return finish(true);
+        return finish(outage);
       }
+      // Without a limiter, a 429 is retried like an outage, after Retry-After or a backoff.
       const retryAfter = outcome.verdict.retryAfterMs;
-      if (retryAfter !== undefined && retryAfter > settings.maxRetryAfterMs) return finish(true);
+      if (retryAfter !== undefined && retryAfter > settings.maxRetryAfterMs) return finish(outage);
       const delay =
         retryAfter ?? backoffDelay(attempt, settings.backoffBaseMs, settings.backoffCapMs, random);
       // Never sleep past the deadline: a retry that cannot be sent in time is not started.
-      if (clock.now() + delay >= deadline) return finish(true);
+      if (clock.now() + delay >= deadline) return finish(outage);
       try {
         await sleep(delay, outer);
       } catch {
-        return finish(true);
+        return finish(outage);
       }
     }
   }
@@ -540,7 +558,16 @@ export function createResilience(
   }
 
   const policy: PipelinePolicy = { name: policyName, sendRequest: send };
-  return { policy: { policy, position: "perCall" }, breaker };
+  return {
+    policy: { policy, position: "perCall" },
+    breaker,
+    limiter,
+    keyKnown(kind) {
+      if (!auto || limiter === undefined) return;
+      limiter.setCeiling(defaultAllowance(kind));
+      reportAllowance();
+    },
+  };
 }
 
 function abortedError(): Error {
@@ -549,10 +576,12 @@ function abortedError(): Error {
   return error;
 }
 
-function rateLimited(): KmsError {
+function rateLimited(throttled: boolean): KmsError {
   return new KmsError(
     "UNAVAILABLE",
-    "Key Vault request not sent: client-side rate limit (--keyvault-rate-limit) reached before the deadline",
+    throttled
+      ? "Key Vault request not sent: Key Vault is throttling this vault (429) and the request's turn comes after its deadline"
+      : "Key Vault request not sent: client-side rate limit (--keyvault-rate-limit) reached before the deadline",
   );
 }
 

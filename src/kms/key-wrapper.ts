@@ -23,6 +23,8 @@ export interface WrappedSeed {
 export interface UnwrapOptions {
   /** Aborts the Key Vault call (the shared unwrap's own deadline, not a single caller's). */
   readonly signal?: AbortSignal;
+  /** Called when the call must wait `waitMs` before it can be sent (Key Vault throttling). */
+  readonly onQueued?: (waitMs: number) => void;
 }
 
 /**

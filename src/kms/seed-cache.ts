@@ -1,6 +1,8 @@
 /**
- * Unwrapped seeds by cache key: an LRU whose misses are single-flight (concurrent Decrypts of one
- * seed share one Key Vault unwrap) and whose evictions zero the seed.
+ * Unwrapped seeds by cache key: an LRU whose evictions zero the seed, and whose misses are
+ * single-flight (concurrent Decrypts of one seed share one Key Vault unwrap). Unwraps in flight
+ * live beside the LRU, not in it: an unwrap that Key Vault's throttling holds for seconds must
+ * not push out seeds that are ready.
  */
 import { LRUCache } from "lru-cache";
 import { abortError, raceAbort } from "./abort.js";
@@ -25,10 +27,24 @@ export interface SeedCacheOptions {
   readonly refusal?: (key: KeyReference) => KmsError | undefined;
 }
 
+/** Who waits for a seed: its abort signal and, when it has one, its deadline (epoch ms). */
+export interface SeedCaller {
+  readonly signal?: AbortSignal | undefined;
+  readonly deadline?: number | undefined;
+}
+
+/** An unwrap in flight: when the rate limiter will let it be sent, and who must hear of that. */
+interface Flight {
+  promise?: Promise<Seed>;
+  sendAt: number | undefined;
+  readonly waiters: Set<() => void>;
+}
+
 export class SeedCache {
   readonly #wrapper: KeyWrapper;
+  readonly #flights = new Map<string, Flight>();
   readonly #timeoutMs: number;
-  readonly #lru: LRUCache<string, Seed, WrappedSeed>;
+  readonly #lru: LRUCache<string, Seed>;
   readonly #refusal: ((key: KeyReference) => KmsError | undefined) | undefined;
   #refetches = 0;
   #evictions = 0;
@@ -42,16 +58,13 @@ export class SeedCache {
     this.#wrapper = options.wrapper;
     this.#timeoutMs = timeoutMs;
     this.#refusal = options.refusal;
-    this.#lru = new LRUCache<string, Seed, WrappedSeed>({
+    this.#lru = new LRUCache<string, Seed>({
       max,
-      // An eviction of an in-flight entry must not fail the callers already waiting on it.
-      ignoreFetchAbort: true,
       dispose: (seed, _key, reason) => {
         // Only capacity evictions: deletes (revocation) and replacements are not pressure.
         if (reason === "evict") this.#evictions++;
         seed.destroy();
       },
-      fetchMethod: (cacheKey, _stale, { context }) => this.#unwrap(cacheKey, context),
     });
   }
 
@@ -86,17 +99,22 @@ export class SeedCache {
 
   /**
    * Finds or unwraps the seed and runs `use` on it synchronously, so it cannot be evicted (and
-   * zeroed) in between. `signal` abandons only this caller's wait, never the shared unwrap.
+   * zeroed) in between. The caller's signal abandons only its own wait, never the shared unwrap;
+   * so does an unwrap held by Key Vault's throttling past the caller's deadline, at once.
    */
   async use<T>(
     wrapped: WrappedSeed,
     cacheKey: string,
-    signal: AbortSignal | undefined,
+    caller: SeedCaller | undefined,
     use: (seed: Seed) => T,
   ): Promise<T> {
+    const signal = caller?.signal;
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted) throw abortError(signal.reason);
-      const fetching = this.#lru.fetch(cacheKey, { context: wrapped });
+      const cached = this.get(cacheKey);
+      if (cached !== undefined) return use(cached);
+      const flight = this.#flights.get(cacheKey) ?? this.#start(cacheKey, wrapped);
+      const fetching = this.#whileInTime(flight, caller?.deadline);
       const seed = await (signal === undefined ? fetching : raceAbort(fetching, signal));
       if (seed === undefined) throw new KmsError("INTERNAL", "seed cache returned no seed");
       if (!seed.destroyed) return use(seed);
@@ -109,6 +127,40 @@ export class SeedCache {
         );
       }
     }
+  }
+
+  /**
+   * `fetching`, or UNAVAILABLE as soon as its unwrap is known to wait (throttled) past `deadline`:
+   * failing fast lets the caller retry later, when the unwrap, still queued, has filled the cache.
+   */
+  #whileInTime(flight: Flight, deadline: number | undefined): Promise<Seed> {
+    const fetching = flight.promise as Promise<Seed>;
+    if (deadline === undefined) return fetching;
+    return new Promise<Seed>((resolve, reject) => {
+      const check = (): void => {
+        if (flight.sendAt === undefined || flight.sendAt < deadline) return;
+        flight.waiters.delete(check);
+        const seconds = Math.max(1, Math.ceil((flight.sendAt - Date.now()) / 1000));
+        reject(
+          new KmsError(
+            "UNAVAILABLE",
+            `Key Vault is throttling this vault (429): the seed's unwrap waits ${seconds} s for its turn, past this call's deadline; it stays queued, so a retry after that finds the seed`,
+          ),
+        );
+      };
+      flight.waiters.add(check);
+      fetching.then(
+        (value) => {
+          flight.waiters.delete(check);
+          resolve(value);
+        },
+        (error: unknown) => {
+          flight.waiters.delete(check);
+          reject(error instanceof Error ? error : toKmsError(error, "seed unwrap"));
+        },
+      );
+      check();
+    });
   }
 
   /** The cached seeds (not those in flight), without touching their recency. */
@@ -134,7 +186,22 @@ export class SeedCache {
     this.#lru.clear();
   }
 
-  async #unwrap(cacheKey: string, wrapped: WrappedSeed): Promise<Seed> {
+  #start(cacheKey: string, wrapped: WrappedSeed): Flight {
+    const flight: Flight = { sendAt: undefined, waiters: new Set() };
+    this.#flights.set(cacheKey, flight);
+    flight.promise = this.#unwrapOnce(cacheKey, wrapped, flight).finally(() => {
+      if (this.#flights.get(cacheKey) === flight) this.#flights.delete(cacheKey);
+    });
+    // Callers may all have left (deadline, cancel): the outcome is then nobody's to handle.
+    flight.promise.catch(() => undefined);
+    return flight;
+  }
+
+  async #unwrapOnce(cacheKey: string, wrapped: WrappedSeed, flight: Flight): Promise<Seed> {
+    const onQueued = (waitMs: number): void => {
+      flight.sendAt = Date.now() + waitMs;
+      for (const waiter of [...flight.waiters]) waiter();
+    };
     const controller = new AbortController();
     const timer = setTimeout(() => {
       controller.abort(
@@ -147,7 +214,7 @@ export class SeedCache {
     timer.unref();
     let call: Promise<Uint8Array>;
     try {
-      call = this.#wrapper.unwrap(wrapped, { signal: controller.signal });
+      call = this.#wrapper.unwrap(wrapped, { signal: controller.signal, onQueued });
     } catch (error) {
       call = Promise.reject(toKmsError(error, "seed unwrap"));
     }
@@ -172,11 +239,8 @@ export class SeedCache {
       throw refused;
     }
     const seed = new Seed(bytes, wrapped);
-    // A seed evicted or replaced while in flight is never stored, so never disposed: zero it once
-    // every caller waiting on it has used it (they all run as microtasks before this fires).
-    setImmediate(() => {
-      if (this.#lru.peek(cacheKey) !== seed) seed.destroy();
-    });
+    this.#lru.set(cacheKey, seed);
+    // A seed evicted (zeroed) before its waiters ran is fetched again by them (use's loop).
     return seed;
   }
 }

@@ -32,6 +32,8 @@ export interface CallContext {
   readonly uid: string;
   /** Fires when the caller cancels or its deadline passes. */
   readonly signal?: AbortSignal;
+  /** When the caller stops waiting (epoch ms), if it said: work that cannot finish by then fails fast. */
+  readonly deadline?: number | undefined;
 }
 
 export interface KmsService {

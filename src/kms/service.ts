@@ -201,7 +201,7 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
         return decrypted(key, cached.open(envelope));
       }
       misses++;
-      const out = await cache.use(envelope.seed, cacheKey, ctx.signal, (s) => s.open(envelope));
+      const out = await cache.use(envelope.seed, cacheKey, ctx, (s) => s.open(envelope));
       return decrypted(key, out);
     } catch (error) {
       throw toKmsError(error, "decrypt");

@@ -33,13 +33,18 @@ export function createKeyVaultMetrics(registry: Registry): KeyVaultCallObserver 
   });
   const rateLimited = new Counter({
     name: "azurekms_keyvault_ratelimited_total",
-    help: "Key Vault requests held by the client-side rate limiter: delayed for a token, or rejected unsent (the deadline would pass first)",
+    help: "Key Vault requests held by the client-side rate limiter: delayed for their turn, or rejected unsent (the deadline would pass first)",
     labelNames: ["outcome"] as const,
     registers: [registry],
   });
   const circuit = new Gauge({
     name: "azurekms_keyvault_circuit_state",
     help: "Key Vault circuit breaker: 0 closed, 1 half-open (one probe in flight), 2 open (requests fail fast, unsent)",
+    registers: [registry],
+  });
+  const allowance = new Gauge({
+    name: "azurekms_keyvault_rate_limit_allowance",
+    help: "Key Vault requests per 10 s the client-side rate limiter allows now: the key type's default (or --keyvault-rate-limit × 10), lowered while Key Vault answers 429",
     registers: [registry],
   });
   circuit.set(0);
@@ -52,6 +57,9 @@ export function createKeyVaultMetrics(registry: Registry): KeyVaultCallObserver 
     },
     onRateLimited(outcome) {
       rateLimited.inc({ outcome });
+    },
+    onAllowance(perWindow) {
+      allowance.set(perWindow);
     },
     onCircuitState(state) {
       circuit.set(state);

@@ -8,7 +8,6 @@ import {
   deadlineSignal,
   defaultResilience,
   retryAfterMs,
-  TokenBucket,
   verdictForError,
   verdictForStatus,
   type ResilienceSettings,
@@ -47,8 +46,11 @@ describe("backoff", () => {
 });
 
 describe("what is retried and what opens the circuit", () => {
+  it("429 is throttling: retried, never an outage (Key Vault is there; its quota is spent)", () => {
+    expect(verdictForStatus(429)).toEqual({ retry: true, outage: false, throttled: true });
+  });
+
   it.each([
-    [429, true, true],
     [503, true, true],
     [500, true, true],
     [502, true, true],
@@ -84,35 +86,7 @@ describe("what is retried and what opens the circuit", () => {
         statusCode: 429,
         response: { headers: headers({ "retry-after": "1" }) },
       }),
-    ).toEqual({ retry: true, outage: true, retryAfterMs: 1000 });
-  });
-});
-
-describe("TokenBucket", () => {
-  it("allows the burst, then one token per 1/rate s, and refuses what would outwait its deadline", () => {
-    const clock = new FakeClock();
-    const bucket = new TokenBucket(10, 3, clock);
-    expect([bucket.reserve(0), bucket.reserve(0), bucket.reserve(0)]).toEqual([0, 0, 0]);
-    expect(bucket.reserve(50)).toBeUndefined(); // needs 100 ms
-    expect(bucket.reserve(100)).toBeCloseTo(100);
-    expect(bucket.reserve(1000)).toBeCloseTo(200); // queued behind the previous one
-    clock.t = 250; // the two queued tokens are spent at 100 and 200 ms
-    expect(bucket.reserve(0)).toBeUndefined();
-    clock.t = 300;
-    expect(bucket.reserve(0)).toBe(0);
-  });
-
-  it("gets a refunded token back, never above the burst", () => {
-    const clock = new FakeClock();
-    const bucket = new TokenBucket(1, 1, clock);
-    expect(bucket.reserve(0)).toBe(0);
-    expect(bucket.reserve(0)).toBeUndefined();
-    bucket.refund();
-    expect(bucket.reserve(0)).toBe(0);
-    bucket.refund();
-    bucket.refund();
-    expect(bucket.reserve(0)).toBe(0);
-    expect(bucket.reserve(0)).toBeUndefined();
+    ).toEqual({ retry: true, outage: false, throttled: true, retryAfterMs: 1000 });
   });
 });
 
@@ -293,7 +267,8 @@ describe("the retry policy", () => {
 
 describe("the rate limiter in the policy", () => {
   it("refuses unsent when the deadline comes before the token", async () => {
-    const { policy } = createResilience({ ...defaultResilience, rateLimit: 1, burst: 1 });
+    // 0.1/s over a 10 s window: one request per window.
+    const { policy } = createResilience({ ...defaultResilience, rateLimit: 0.1 });
     let sent = 0;
     const next = (request: PipelineRequest): Promise<PipelineResponse> => {
       sent++;
