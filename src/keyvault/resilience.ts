@@ -375,10 +375,9 @@ export function createResilience(
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? Math.random;
   const sleep = deps.sleep ?? abortableSleep;
-  const auto = settings.rateLimit === "auto";
-  const perWindow = auto
-    ? UNKNOWN_KEY_ALLOWANCE
-    : (settings.rateLimit as number) * (KEY_VAULT_WINDOW_MS / 1000);
+  const rate = settings.rateLimit;
+  const auto = rate === "auto";
+  const perWindow = auto ? UNKNOWN_KEY_ALLOWANCE : rate * (KEY_VAULT_WINDOW_MS / 1000);
   const limiter = perWindow >= 1 ? new WindowLimiter(perWindow, clock) : undefined;
   const breaker =
     settings.breakerThreshold > 0

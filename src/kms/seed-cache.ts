@@ -116,7 +116,6 @@ export class SeedCache {
       const flight = this.#flights.get(cacheKey) ?? this.#start(cacheKey, wrapped);
       const fetching = this.#whileInTime(flight, caller?.deadline);
       const seed = await (signal === undefined ? fetching : raceAbort(fetching, signal));
-      if (seed === undefined) throw new KmsError("INTERNAL", "seed cache returned no seed");
       if (!seed.destroyed) return use(seed);
       // Evicted by another request between the fetch resolving and now: fetch again.
       this.#refetches++;

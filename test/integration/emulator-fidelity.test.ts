@@ -163,6 +163,40 @@ describe("docs/emulator-fidelity.md", () => {
     });
   });
 
+  it("429 throttling", async () => {
+    vault.addFault({ operation: "get", kind: "429", count: 1 });
+    const res = await call(vault, "GET", "/keys/kek/");
+    expect(res.status).toBe(429);
+    expect(res.headers["retry-after"]).toBeUndefined();
+    expect(errorOf(res).error).toEqual({
+      code: "Throttled",
+      message:
+        "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+    });
+  });
+
+  it("a quota per 10 s window", async () => {
+    vault.clearFaults();
+    vault.addFault({ operation: "*", kind: "quota", limit: 3, windowSeconds: 1 });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await call(vault, "GET", "/keys/kek/")).status);
+      // A token request is Entra's, not the vault's: the quota does not see it.
+      await fetchToken(vault);
+      expect(statuses).toEqual([200, 200, 200, 429, 429]);
+      // Refused requests do not count: the next window serves the full quota again.
+      await new Promise((r) => setTimeout(r, 1_050));
+      expect((await call(vault, "GET", "/keys/kek/")).status).toBe(200);
+      const [usage] = vault.quotaUsage();
+      expect(usage?.windows.map((w) => [w.served, w.refused])).toEqual([
+        [3, 2],
+        [1, 0],
+      ]);
+    } finally {
+      vault.clearFaults();
+    }
+  });
+
   it("409 on creating a deleted key's name", async () => {
     await vault.createKey({ name: "reused", kty: "RSA" });
     vault.deleteKey("reused", { purge: false });

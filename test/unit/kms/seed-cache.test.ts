@@ -4,7 +4,7 @@ import { parseEnvelope, type Envelope } from "../../../src/kms/envelope.js";
 import type { KeyWrapper } from "../../../src/kms/key-wrapper.js";
 import { SeedCache } from "../../../src/kms/seed-cache.js";
 import { FakeKeyWrapper, sharedKeyPair } from "../../helpers/fake-key-wrapper.js";
-import { ctx, expectCode, isZero, startedServiceFor, tick } from "./fixtures.js";
+import { ctx, expectCode, isZero, startedServiceFor } from "./fixtures.js";
 
 interface Sealed {
   readonly envelope: Envelope;
