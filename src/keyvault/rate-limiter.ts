@@ -40,14 +40,16 @@ const realTimers: Timers = {
   },
 };
 
-/** A request's place: sent at `at` (clock ms), or waiting for it. */
+/** A request's place: sent at `at` (clock ms), or (`queued`) waiting for it: then `wait`. */
 export interface Turn {
   readonly at: number;
+  readonly queued: boolean;
 }
 
 interface WaitingTurn extends Turn {
   at: number;
   readonly deadline: number;
+  state: "waiting" | "due" | "refused";
   timer?: unknown;
   go?: () => void;
   refuse?: () => void;
@@ -112,13 +114,13 @@ export class WindowLimiter {
   reserve(deadline: number): Turn | undefined {
     const now = this.#clock.now();
     this.#prune(now);
-    const at = this.#nextAt(now, this.#sentAndWaiting(), this.#waiting.at(-1)?.at);
+    const at = this.#nextAt(now, this.#waiting.length);
     if (at > deadline) return undefined;
     if (at <= now) {
       this.#sent.push(now);
-      return { at: now };
+      return { at: now, queued: false };
     }
-    const turn: WaitingTurn = { at, deadline };
+    const turn: WaitingTurn = { at, deadline, queued: true, state: "waiting" };
     this.#waiting.push(turn);
     if (this.#raiseTimer === undefined) this.#armRaise();
     return turn;
@@ -130,8 +132,10 @@ export class WindowLimiter {
    * aborts.
    */
   wait(turn: Turn, signal?: AbortSignal, moved?: (waitMs: number) => void): Promise<void> {
+    if (!turn.queued) return Promise.resolve();
     const waiting = turn as WaitingTurn;
-    if (!this.#waiting.includes(waiting)) return Promise.resolve();
+    if (waiting.state === "due") return Promise.resolve();
+    if (waiting.state === "refused") return Promise.reject(new Error("turn past the deadline"));
     return new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         if (this.#drop(waiting)) this.#reschedule();
@@ -170,18 +174,28 @@ export class WindowLimiter {
     if (i >= this.#head) this.#sent.splice(i, 1);
     this.#prune(now);
     this.#lastThrottle = now;
-    this.#streak++;
+    // 429s of requests sent together are one event: one step of the backoff per hold.
+    if (now >= this.#holdUntil) this.#streak++;
     if (retryAfterMs !== undefined) {
-      this.#holdUntil = Math.max(this.#holdUntil, now + retryAfterMs);
+      // Obeyed up to one window: a longer one holds this request's retry, not the whole plugin.
+      this.#holdUntil = Math.max(this.#holdUntil, now + Math.min(retryAfterMs, this.#windowMs));
     } else {
       const accepted = this.#sent.length - this.#head;
       this.#allowance = Math.max(1, Math.min(this.#allowance, accepted));
       this.#raiseStep = 1;
       if (accepted === 0) {
-        const hold = Math.min(this.#windowMs, FIRST_HOLD_MS * 2 ** Math.min(this.#streak - 1, 16));
+        const step = Math.min(Math.max(0, this.#streak - 1), 16);
+        const hold = Math.min(this.#windowMs, FIRST_HOLD_MS * 2 ** step);
         this.#holdUntil = Math.max(this.#holdUntil, now + hold);
       }
     }
+    this.#reschedule();
+  }
+
+  /** A turn that was due, or sent at once, but whose request was not sent after all. */
+  release(turn: Turn): void {
+    const i = this.#sent.lastIndexOf(turn.at);
+    if (i >= this.#head) this.#sent.splice(i, 1);
     this.#reschedule();
   }
 
@@ -190,44 +204,48 @@ export class WindowLimiter {
     this.#timers.clear(this.#raiseTimer);
     for (const turn of this.#waiting.splice(0)) {
       this.#timers.clear(turn.timer);
+      turn.state = "refused";
       turn.refuse?.();
     }
   }
 
-  /** When the next request may go, after `log` (sent, then waiting, ascending). */
-  #nextAt(now: number, log: readonly number[], last: number | undefined): number {
-    let at = Math.max(now, this.#holdUntil, last ?? -Infinity);
-    if (log.length >= this.#allowance) {
-      at = Math.max(at, (log[log.length - this.#allowance] ?? at) + this.#windowMs);
-    }
+  /**
+   * When a request may go that follows the sends in the window and the first `ahead` waiting
+   * turns: at most `allowance` in any window, never before one ahead of it, nor during a hold.
+   */
+  #nextAt(now: number, ahead: number): number {
+    const sent = this.#sent.length - this.#head;
+    const count = sent + ahead;
+    const entry = (k: number): number =>
+      k < sent ? (this.#sent[this.#head + k] ?? now) : (this.#waiting[k - sent]?.at ?? now);
+    let at = Math.max(now, this.#holdUntil);
+    if (count > 0) at = Math.max(at, entry(count - 1));
+    if (count >= this.#allowance)
+      at = Math.max(at, entry(count - this.#allowance) + this.#windowMs);
     return at;
-  }
-
-  #sentAndWaiting(): number[] {
-    const log = this.#sent.slice(this.#head);
-    for (const turn of this.#waiting) log.push(turn.at);
-    return log;
   }
 
   /** The allowance or a hold changed: every waiting turn gets its new place, in order. */
   #reschedule(): void {
     const now = this.#clock.now();
-    const log = this.#sent.slice(this.#head);
-    let last: number | undefined;
-    for (const turn of [...this.#waiting]) {
-      const at = this.#nextAt(now, log, last);
+    this.#prune(now);
+    for (let i = 0; i < this.#waiting.length;) {
+      const turn = this.#waiting[i];
+      if (turn === undefined) break;
+      const at = this.#nextAt(now, i);
       if (at > turn.deadline) {
-        this.#drop(turn);
+        this.#waiting.splice(i, 1);
+        this.#timers.clear(turn.timer);
+        turn.state = "refused";
         turn.refuse?.();
         continue;
       }
-      log.push(at);
-      last = at;
       if (at !== turn.at) {
         turn.at = at;
         if (turn.go !== undefined) this.#arm(turn);
         turn.moved?.(at - now);
       }
+      i++;
     }
     this.#armRaise();
   }
@@ -246,6 +264,7 @@ export class WindowLimiter {
     if (!this.#drop(turn)) return;
     const now = this.#clock.now();
     turn.at = now; // what throttled() will look for
+    turn.state = "due";
     // Sends stay ascending: a turn is never due before one ahead of it.
     let i = this.#sent.length;
     while (i > this.#head && (this.#sent[i - 1] ?? 0) > now) i--;
@@ -306,7 +325,14 @@ export class WindowLimiter {
     if (this.#allowance < this.#ceiling && this.#waiting.length === 0) {
       // Nobody waits, so no timer raises it: raise on the next use instead.
       const quiet = Math.min(now - this.#lastThrottle, now - this.#lastRaise);
-      if (quiet >= this.#windowMs) this.#step(now);
+      // An idle plugin catches up every quiet window at once.
+      for (
+        let w = Math.floor(quiet / this.#windowMs);
+        w > 0 && this.#allowance < this.#ceiling;
+        w--
+      ) {
+        this.#step(now);
+      }
     }
   }
 }

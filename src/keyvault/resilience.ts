@@ -423,8 +423,8 @@ export function createResilience(
       report("rejected");
       throw rateLimited(limiter.throttledRecently);
     }
-    const wait = turn.at - clock.now();
-    if (wait <= 0) return turn;
+    if (!turn.queued) return turn;
+    const wait = Math.max(0, turn.at - clock.now());
     report("delayed");
     const listener = signal === undefined ? undefined : queuedListeners.get(signal);
     const tell = (ms: number): void => {
@@ -453,14 +453,17 @@ export function createResilience(
     const deadline = knownDeadline(outer) ?? started + settings.defaultDeadlineMs;
     for (let attempt = 0; ; attempt++) {
       if (outer?.aborted) throw abortedError();
+      // Fail fast on an open circuit before queueing at the limiter…
+      if (breaker !== undefined && breaker.state === CircuitState.open && breaker.retryInMs > 0) {
+        throw circuitOpen(breaker.retryInMs);
+      }
+      const turn = await takeTurn(outer, deadline);
+      // …and admit only once the turn has come: a probe never waits in the limiter's queue
+      // while every other request is refused as "circuit open".
       const admission = breaker?.admit() ?? "pass";
-      if (admission === "reject") throw circuitOpen(breaker?.retryInMs ?? 0);
-      let turn: Turn | undefined;
-      try {
-        turn = await takeTurn(outer, deadline);
-      } catch (error) {
-        if (admission === "probe") breaker?.release();
-        throw error;
+      if (admission === "reject") {
+        if (turn !== undefined) limiter?.release(turn);
+        throw circuitOpen(breaker?.retryInMs ?? 0);
       }
       const outcome = await oneTry(request, next, outer, deadline);
       if (outcome.answered && outcome.verdict.throttled !== true) limiter?.answered();
@@ -470,7 +473,13 @@ export function createResilience(
         breaker?.success();
         if (turn !== undefined) limiter?.throttled(turn, outcome.verdict.retryAfterMs);
         reportAllowance();
-        if (limiter !== undefined && attempt + 1 < settings.maxTries && !outer?.aborted) continue;
+        const after = outcome.verdict.retryAfterMs ?? 0;
+        const retry =
+          limiter !== undefined &&
+          attempt + 1 < settings.maxTries &&
+          !outer?.aborted &&
+          after <= settings.maxRetryAfterMs;
+        if (retry) continue;
       }
       const finish = (failed: boolean): PipelineResponse => {
         // The breaker counts requests, each after its retries, so that one request's retries

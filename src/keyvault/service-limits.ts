@@ -47,7 +47,8 @@ function vaultPerWindow(kind: KeyKind): number {
   // A size between the listed ones costs like the next larger (limits are weighted by cost).
   const row = VAULT_RSA.get(roundUp(kind.rsaBits ?? 4096, [...VAULT_RSA.keys()]));
   if (row === undefined) return 250;
-  return kind.keyType === "RSA-HSM" ? row[0] : row[1];
+  // Only a key Key Vault calls software ("RSA") gets the software figure; anything else the HSM's.
+  return kind.keyType === "RSA" ? row[1] : row[0];
 }
 
 function managedHsmPerWindow(kind: KeyKind): number {

@@ -48,6 +48,8 @@ export class SeedCache {
   readonly #refusal: ((key: KeyReference) => KmsError | undefined) | undefined;
   #refetches = 0;
   #evictions = 0;
+  /** Bumped by clear(): an unwrap that lands after it is not cached (the keeper is closing). */
+  #generation = 0;
 
   constructor(options: SeedCacheOptions) {
     const max = options.max ?? DEFAULT_CACHE_SIZE;
@@ -180,8 +182,9 @@ export class SeedCache {
     return doomed.length;
   }
 
-  /** Zeroes and drops every cached seed. */
+  /** Zeroes and drops every cached seed; unwraps still in flight are zeroed when they land. */
   clear(): void {
+    this.#generation++;
     this.#lru.clear();
   }
 
@@ -201,6 +204,7 @@ export class SeedCache {
       flight.sendAt = Date.now() + waitMs;
       for (const waiter of [...flight.waiters]) waiter();
     };
+    const generation = this.#generation;
     const controller = new AbortController();
     const timer = setTimeout(() => {
       controller.abort(
@@ -232,7 +236,10 @@ export class SeedCache {
     } finally {
       clearTimeout(timer);
     }
-    const refused = this.#refusal?.(wrapped.key);
+    const refused =
+      generation === this.#generation
+        ? this.#refusal?.(wrapped.key)
+        : new KmsError("UNAVAILABLE", "the KMS service is shutting down: seed cache cleared");
     if (refused !== undefined) {
       bytes.fill(0);
       throw refused;

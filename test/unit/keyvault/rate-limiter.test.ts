@@ -81,6 +81,19 @@ describe("WindowLimiter", () => {
     }
   });
 
+  it("a queued turn whose time passed before its wait began is still counted when it goes", async () => {
+    const { time, l } = limiter(1);
+    l.reserve(Infinity);
+    const late = l.reserve(Infinity)!;
+    expect(late.queued).toBe(true);
+    time.t = late.at + 5; // the clock moved on before the caller got to wait
+    const going = l.wait(late);
+    await time.advance(time.t);
+    await going;
+    // It is in the log now: the next request waits a window behind it.
+    expect(l.reserve(Infinity)!.at).toBe(late.at + W);
+  });
+
   it("gives an abandoned turn back: the turns behind it move up", async () => {
     const { time, l } = limiter(1);
     l.reserve(Infinity);

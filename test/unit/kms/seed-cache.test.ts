@@ -76,6 +76,19 @@ describe("SeedCache", () => {
     expect(isZero(fake.unwrapped[0]!)).toBe(true);
   });
 
+  it("an unwrap that lands after clear() is zeroed, not cached", async () => {
+    const fake = writerKeys.withSameKeys();
+    const cache = new SeedCache({ wrapper: fake });
+    const k = await sealed();
+    const release = fake.holdUnwraps();
+    const out = open(cache, k);
+    cache.clear();
+    release();
+    await expectCode(() => out, "UNAVAILABLE");
+    expect(cache.size).toBe(0);
+    expect(isZero(fake.unwrapped[0]!)).toBe(true);
+  });
+
   it("zeroes evicted seeds", async () => {
     const fake = writerKeys.withSameKeys();
     const cache = new SeedCache({ wrapper: fake, max: 2 });
