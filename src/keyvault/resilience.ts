@@ -327,7 +327,7 @@ export const defaultResilience: ResilienceSettings = {
 /** What the policy reports (the metrics layer implements it; must not throw). */
 export interface ResilienceObserver {
   onRateLimited?(outcome: "delayed" | "rejected"): void;
-  /** Requests per 10 s the limiter allows now (lowered by a 429, raised after a quiet minute). */
+  /** Requests per 10 s the limiter allows now (lowered by a 429, raised after quiet windows). */
   onAllowance?(perWindow: number): void;
   onCircuitState?(state: CircuitStateValue): void;
 }
