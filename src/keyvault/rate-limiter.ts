@@ -101,7 +101,9 @@ export class WindowLimiter {
 
   /** The key's type is known: its default allowance becomes the ceiling. */
   setCeiling(allowance: number): void {
-    this.#ceiling = Math.max(1, Math.floor(allowance));
+    const ceiling = Math.max(1, Math.floor(allowance));
+    if (ceiling === this.#ceiling) return; // every refresh says it again
+    this.#ceiling = ceiling;
     this.#allowance =
       this.#lastThrottle === -Infinity ? this.#ceiling : Math.min(this.#allowance, this.#ceiling);
     this.#reschedule();
@@ -197,16 +199,6 @@ export class WindowLimiter {
     const i = this.#sent.lastIndexOf(turn.at);
     if (i >= this.#head) this.#sent.splice(i, 1);
     this.#reschedule();
-  }
-
-  /** Stops every timer; waiting turns are refused. */
-  close(): void {
-    this.#timers.clear(this.#raiseTimer);
-    for (const turn of this.#waiting.splice(0)) {
-      this.#timers.clear(turn.timer);
-      turn.state = "refused";
-      turn.refuse?.();
-    }
   }
 
   /**

@@ -69,15 +69,19 @@ export function knownDeadline(signal: AbortSignal | undefined): number | undefin
   return signal === undefined ? undefined : deadlines.get(signal);
 }
 
-/** Told, for a request made with this signal, how long it waits for its turn at the limiter. */
-const queuedListeners = new WeakMap<AbortSignal, (waitMs: number) => void>();
+/**
+ * Told, for a request made with this signal, how long it waits for its turn at the limiter, and
+ * whether Key Vault's 429 is why (else the client-side limit alone holds it).
+ */
+export type QueuedListener = (waitMs: number, byKeyVault: boolean) => void;
+const queuedListeners = new WeakMap<AbortSignal, QueuedListener>();
 
 /**
  * Asks to be told when a request made with `signal` has to wait for the rate limiter (Key Vault
  * throttling), and for how long: a caller sharing that request can then give up at once when the
  * wait outlives its own deadline, instead of at the deadline.
  */
-export function whenQueued(signal: AbortSignal, listener: (waitMs: number) => void): void {
+export function whenQueued(signal: AbortSignal, listener: QueuedListener): void {
   queuedListeners.set(signal, listener);
 }
 
@@ -362,7 +366,6 @@ const policyName = "keyvaultKmsResilience";
 export interface KeyVaultResilience {
   readonly policy: AdditionalPolicyConfig;
   readonly breaker: CircuitBreaker | undefined;
-  readonly limiter: WindowLimiter | undefined;
   /** The configured key's type is known: with rateLimit "auto", its default becomes the ceiling. */
   keyKnown(kind: KeyKind): void;
 }
@@ -429,7 +432,7 @@ export function createResilience(
     const listener = signal === undefined ? undefined : queuedListeners.get(signal);
     const tell = (ms: number): void => {
       try {
-        listener?.(ms);
+        listener?.(ms, limiter.throttledRecently);
       } catch {
         // A listener must never change what the policy does.
       }
@@ -569,7 +572,6 @@ export function createResilience(
   return {
     policy: { policy, position: "perCall" },
     breaker,
-    limiter,
     keyKnown(kind) {
       if (!auto || limiter === undefined) return;
       limiter.setCeiling(defaultAllowance(kind));

@@ -23,8 +23,11 @@ export interface WrappedSeed {
 export interface UnwrapOptions {
   /** Aborts the Key Vault call (the shared unwrap's own deadline, not a single caller's). */
   readonly signal?: AbortSignal;
-  /** Called when the call must wait `waitMs` before it can be sent (Key Vault throttling). */
-  readonly onQueued?: (waitMs: number) => void;
+  /**
+   * Called when the call must wait `waitMs` before it can be sent: `byKeyVault` when Key Vault's
+   * 429 is why, else the client-side rate limit alone.
+   */
+  readonly onQueued?: (waitMs: number, byKeyVault: boolean) => void;
 }
 
 /**

@@ -33,11 +33,15 @@ export interface SeedCaller {
   readonly deadline?: number | undefined;
 }
 
-/** An unwrap in flight: when the rate limiter will let it be sent, and who must hear of that. */
-interface Flight {
-  promise?: Promise<Seed>;
+/** When the rate limiter will let an unwrap in flight be sent, why, and who must hear of that. */
+interface Queueing {
   sendAt: number | undefined;
+  byKeyVault: boolean;
   readonly waiters: Set<() => void>;
+}
+
+interface Flight extends Queueing {
+  readonly promise: Promise<Seed>;
 }
 
 export class SeedCache {
@@ -135,17 +139,20 @@ export class SeedCache {
    * failing fast lets the caller retry later, when the unwrap, still queued, has filled the cache.
    */
   #whileInTime(flight: Flight, deadline: number | undefined): Promise<Seed> {
-    const fetching = flight.promise as Promise<Seed>;
+    const fetching = flight.promise;
     if (deadline === undefined) return fetching;
     return new Promise<Seed>((resolve, reject) => {
       const check = (): void => {
         if (flight.sendAt === undefined || flight.sendAt < deadline) return;
         flight.waiters.delete(check);
         const seconds = Math.max(1, Math.ceil((flight.sendAt - Date.now()) / 1000));
+        const why = flight.byKeyVault
+          ? "Key Vault is throttling this vault (429)"
+          : "the client-side rate limit (--keyvault-rate-limit) is reached";
         reject(
           new KmsError(
             "UNAVAILABLE",
-            `Key Vault is throttling this vault (429): the seed's unwrap waits ${seconds} s for its turn, past this call's deadline; it stays queued, so a retry after that finds the seed`,
+            `${why}: the seed's unwrap waits ${seconds} s for its turn, past this call's deadline; it stays queued, so a retry after that finds the seed`,
           ),
         );
       };
@@ -189,19 +196,22 @@ export class SeedCache {
   }
 
   #start(cacheKey: string, wrapped: WrappedSeed): Flight {
-    const flight: Flight = { sendAt: undefined, waiters: new Set() };
-    this.#flights.set(cacheKey, flight);
-    flight.promise = this.#unwrapOnce(cacheKey, wrapped, flight).finally(() => {
-      if (this.#flights.get(cacheKey) === flight) this.#flights.delete(cacheKey);
+    const queueing: Queueing = { sendAt: undefined, byKeyVault: false, waiters: new Set() };
+    const flight: Flight = Object.assign(queueing, {
+      promise: this.#unwrapOnce(cacheKey, wrapped, queueing).finally(() => {
+        if (this.#flights.get(cacheKey) === flight) this.#flights.delete(cacheKey);
+      }),
     });
+    this.#flights.set(cacheKey, flight);
     // Callers may all have left (deadline, cancel): the outcome is then nobody's to handle.
     flight.promise.catch(() => undefined);
     return flight;
   }
 
-  async #unwrapOnce(cacheKey: string, wrapped: WrappedSeed, flight: Flight): Promise<Seed> {
-    const onQueued = (waitMs: number): void => {
+  async #unwrapOnce(cacheKey: string, wrapped: WrappedSeed, flight: Queueing): Promise<Seed> {
+    const onQueued = (waitMs: number, byKeyVault: boolean): void => {
       flight.sendAt = Date.now() + waitMs;
+      flight.byKeyVault = byKeyVault;
       for (const waiter of [...flight.waiters]) waiter();
     };
     const generation = this.#generation;

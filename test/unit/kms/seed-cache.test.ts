@@ -76,6 +76,43 @@ describe("SeedCache", () => {
     expect(isZero(fake.unwrapped[0]!)).toBe(true);
   });
 
+  it.each([
+    [true, /^Key Vault is throttling this vault \(429\): the seed's unwrap waits 60 s/],
+    [
+      false,
+      /^the client-side rate limit \(--keyvault-rate-limit\) is reached: the seed's unwrap waits 60 s/,
+    ],
+  ])(
+    "a caller whose deadline comes before the queued unwrap fails at once, naming why (Key Vault's 429: %s)",
+    async (byKeyVault, message) => {
+      const fake = writerKeys.withSameKeys();
+      const queued: KeyWrapper = {
+        refresh: () => fake.refresh(),
+        wrap: (seed, key) => fake.wrap(seed, key),
+        unwrap: (wrapped, options) => {
+          options?.onQueued?.(60_000, byKeyVault);
+          return fake.unwrap(wrapped, options);
+        },
+        decryptLegacy: (...args) => fake.decryptLegacy(...args),
+      };
+      const cache = new SeedCache({ wrapper: queued });
+      const s = await sealed();
+      const release = fake.holdUnwraps();
+      const use = (deadline?: number) =>
+        cache.use(s.envelope.seed, s.envelope.seedCacheKey, { deadline }, (seed) =>
+          seed.open(s.envelope),
+        );
+      const patient = use(); // no deadline: waits for the unwrap
+      const hurried = await expectCode(() => use(Date.now() + 3_000), "UNAVAILABLE");
+      expect(hurried.message).toMatch(message);
+      release();
+      expect(await patient).toEqual(s.plaintext);
+      // The queued unwrap filled the cache: the retry is a hit.
+      expect(await use(Date.now() + 3_000)).toEqual(s.plaintext);
+      expect(fake.calls.unwrap).toBe(1);
+    },
+  );
+
   it("an unwrap that lands after clear() is zeroed, not cached", async () => {
     const fake = writerKeys.withSameKeys();
     const cache = new SeedCache({ wrapper: fake });
