@@ -21,12 +21,14 @@ const MAX_LATENCY_MS = 120_000;
 interface QueuedFault {
   readonly spec: FaultSpec;
   remaining: number;
-  /** quota: the current window's start (ms) and the requests it has let through. */
-  addedAt?: number;
-  windowStart?: number;
-  used?: number;
-  /** quota: served and refused requests per window, newest last (bounded). */
-  windows?: QuotaWindow[];
+  readonly quota?: QuotaState;
+}
+
+/** A quota's clock and what each of its windows served and refused, newest last (bounded). */
+interface QuotaState {
+  readonly addedAt: number;
+  windowStart: number;
+  readonly windows: QuotaWindow[];
 }
 
 export interface QuotaWindow {
@@ -54,13 +56,18 @@ export class FaultQueue {
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   add(spec: FaultSpec): void {
-    const fault: QueuedFault = { spec: validateFault(spec), remaining: spec.count ?? Infinity };
-    if (fault.spec.kind === "quota") {
-      fault.windowStart = fault.addedAt = this.now();
-      fault.used = 0;
-      fault.windows = [];
+    const valid = validateFault(spec);
+    const remaining = spec.count ?? Infinity;
+    if (valid.kind !== "quota") {
+      this.queue.push({ spec: valid, remaining });
+      return;
     }
-    this.queue.push(fault);
+    const now = this.now();
+    this.queue.push({
+      spec: valid,
+      remaining,
+      quota: { addedAt: now, windowStart: now, windows: [] },
+    });
   }
 
   clear(): void {
@@ -75,7 +82,7 @@ export class FaultQueue {
   quotaUsage(): { spec: FaultSpec; windows: QuotaWindow[] }[] {
     return this.queue
       .filter((f) => f.spec.kind === "quota")
-      .map((f) => ({ spec: f.spec, windows: (f.windows ?? []).map((w) => ({ ...w })) }));
+      .map((f) => ({ spec: f.spec, windows: (f.quota?.windows ?? []).map((w) => ({ ...w })) }));
   }
 
   /**
@@ -86,24 +93,15 @@ export class FaultQueue {
   private overQuota(operation: Operation): boolean {
     if (NOT_KEY_VAULT.has(operation)) return false;
     const now = this.now();
-    const quotas = this.queue.filter(
-      (f) =>
-        f.spec.kind === "quota" && (f.spec.operation === "*" || f.spec.operation === operation),
+    const windows = this.queue.flatMap((f) =>
+      f.quota !== undefined && (f.spec.operation === "*" || f.spec.operation === operation)
+        ? [{ limit: f.spec.limit ?? 0, window: currentWindow(f.quota, f.spec, now) }]
+        : [],
     );
-    for (const f of quotas) rollWindow(f, now);
-    const spent = quotas.some((f) => (f.used ?? 0) >= (f.spec.limit ?? 0));
-    for (const f of quotas) {
-      if (!spent) f.used = (f.used ?? 0) + 1;
-      const windows = (f.windows ??= []);
-      const startMs = Math.round((f.windowStart ?? now) - (f.addedAt ?? now));
-      let current = windows[windows.length - 1];
-      if (current?.startMs !== startMs) {
-        current = { startMs, served: 0, refused: 0 };
-        windows.push(current);
-        if (windows.length > MAX_WINDOWS) windows.shift();
-      }
-      if (spent) current.refused++;
-      else current.served++;
+    const spent = windows.some(({ limit, window }) => window.served >= limit);
+    for (const { window } of windows) {
+      if (spent) window.refused++;
+      else window.served++;
     }
     return spent;
   }
@@ -129,18 +127,20 @@ export class FaultQueue {
 }
 
 /**
- * Moves a quota to the window `now` falls in. Windows are fixed, back to back from when the quota
- * was added: the service limits page gives a count per 10 seconds and says no more (fixed or
- * sliding is not documented), and a fixed window is the harsher of the two for a client.
+ * The window `now` falls in. Windows are fixed, back to back from when the quota was added: the
+ * service limits page gives a count per 10 seconds and says no more (fixed or sliding is not
+ * documented), and a fixed window is the harsher of the two for a client.
  */
-function rollWindow(fault: QueuedFault, now: number): void {
-  const windowMs = (fault.spec.windowSeconds ?? 10) * 1000;
-  const start = fault.windowStart ?? now;
-  const elapsed = Math.floor((now - start) / windowMs);
-  if (elapsed > 0) {
-    fault.windowStart = start + elapsed * windowMs;
-    fault.used = 0;
-  }
+function currentWindow(quota: QuotaState, spec: FaultSpec, now: number): QuotaWindow {
+  const windowMs = (spec.windowSeconds ?? 10) * 1000;
+  quota.windowStart += Math.floor((now - quota.windowStart) / windowMs) * windowMs;
+  const startMs = Math.round(quota.windowStart - quota.addedAt);
+  const last = quota.windows[quota.windows.length - 1];
+  if (last?.startMs === startMs) return last;
+  const window = { startMs, served: 0, refused: 0 };
+  quota.windows.push(window);
+  if (quota.windows.length > MAX_WINDOWS) quota.windows.shift();
+  return window;
 }
 
 export function validateFault(input: unknown): FaultSpec {

@@ -279,7 +279,7 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
             : load(await getKey(signal, version));
       }
       current = entry.ref;
-      resilience.keyKnown({ managedHsm, keyType: entry.keyType, ...bits(entry) });
+      resilience.keyKnown({ managedHsm, keyType: entry.keyType, rsaBits: entry.rsaBits });
     }
     const revocation = (v: string) => revocationOf(versions.get(v.toLowerCase()));
     lastRevocation = revocation;
@@ -364,10 +364,6 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
 
     decryptLegacy,
   };
-}
-
-function bits(entry: LoadedKey): { rsaBits?: number } {
-  return entry.rsaBits === undefined ? {} : { rsaBits: entry.rsaBits };
 }
 
 /** Every listed version as a reference, newest first (ties: greatest version string first). */

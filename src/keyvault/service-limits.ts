@@ -34,7 +34,7 @@ export interface KeyKind {
   /** Key Vault's kty: RSA, RSA-HSM, oct-HSM. */
   readonly keyType: string;
   /** RSA modulus size; undefined for AES. */
-  readonly rsaBits?: number;
+  readonly rsaBits?: number | undefined;
 }
 
 /** Requests per 10 s this instance may send for a key of this kind. */

@@ -192,6 +192,10 @@ describe("docs/emulator-fidelity.md", () => {
         [3, 2],
         [1, 0],
       ]);
+      // The same, for operators' drills, on the control API.
+      const control = await rawRequest(vault, "GET", "/_emulator/quota");
+      expect(control.status).toBe(200);
+      expect(control.json()).toEqual(vault.quotaUsage());
     } finally {
       vault.clearFaults();
     }
