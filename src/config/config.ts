@@ -202,8 +202,8 @@ export const serveFlags: readonly FlagSpec[] = [
   {
     name: "keyvault-breaker-cooldown",
     kind: "duration",
-    default: "5s",
-    help: "longest wait of an open circuit before it lets one probe request through (the first wait is 500ms, doubled after each failed probe up to this)",
+    default: "2s",
+    help: "longest wait of an open circuit before it lets one probe request through (the first wait is 500ms, doubled after each failed probe up to this); a request whose deadline outlasts the next probe waits for it, so keep this below kube-apiserver's 3s",
   },
   {
     name: "keyvault-api-version",

@@ -70,10 +70,13 @@ export function knownDeadline(signal: AbortSignal | undefined): number | undefin
 }
 
 /**
- * Told, for a request made with this signal, how long it waits for its turn at the limiter, and
- * whether Key Vault's 429 is why (else the client-side limit alone holds it).
+ * Why a request waits before it is sent: Key Vault's 429 ("throttled"), the client-side limit
+ * alone ("rate-limit"), or an open circuit's next probe ("circuit").
  */
-export type QueuedListener = (waitMs: number, byKeyVault: boolean) => void;
+export type QueueCause = "throttled" | "rate-limit" | "circuit";
+
+/** Told, for a request made with this signal, how long it waits before it is sent, and why. */
+export type QueuedListener = (waitMs: number, cause: QueueCause) => void;
 const queuedListeners = new WeakMap<AbortSignal, QueuedListener>();
 
 /**
@@ -147,6 +150,7 @@ export class CircuitBreaker {
   #openedAt = 0;
   #coolDownMs: number;
   #probing = false;
+  readonly #changes = new Set<() => void>();
 
   constructor(
     settings: BreakerSettings,
@@ -219,8 +223,16 @@ export class CircuitBreaker {
     this.#set(CircuitState.open);
   }
 
+  /** Resolves at the next change of state (a probe admitted, a verdict). */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.#changes.add(resolve));
+  }
+
   #set(state: CircuitStateValue): void {
     this.#state = state;
+    const changes = [...this.#changes];
+    this.#changes.clear();
+    for (const resolve of changes) resolve();
     try {
       this.#onState(state);
     } catch {
@@ -414,6 +426,42 @@ export function createResilience(
   };
   reportAllowance();
 
+  /**
+   * Returns once the circuit would admit a try: closed, or open with its probe due. While it is
+   * open, waits for the probe time; while a probe is out, for its verdict; either only while the
+   * deadline allows. Only a deadline that ends before the next probe fails at once, unsent.
+   */
+  async function untilAdmissible(outer: AbortSignal | undefined, deadline: number): Promise<void> {
+    if (breaker === undefined) return;
+    for (;;) {
+      const open = breaker.state === CircuitState.open;
+      if (breaker.state === CircuitState.closed) return;
+      const wait = breaker.retryInMs;
+      if (open && wait === 0) return;
+      const remaining = deadline - clock.now();
+      if (remaining <= 0 || (open && wait >= remaining)) throw circuitOpen(wait);
+      if (open && outer !== undefined) tellQueued(outer, wait, "circuit");
+      const local = new AbortController();
+      const signal = outer === undefined ? local.signal : AbortSignal.any([outer, local.signal]);
+      try {
+        await Promise.race([breaker.changed(), sleep(open ? wait : remaining, signal)]);
+      } catch {
+        if (outer?.aborted) throw abortedError();
+        throw circuitOpen(breaker.retryInMs);
+      } finally {
+        local.abort();
+      }
+    }
+  }
+
+  function tellQueued(signal: AbortSignal, ms: number, cause: QueueCause): void {
+    try {
+      queuedListeners.get(signal)?.(ms, cause);
+    } catch {
+      // A listener must never change what the policy does.
+    }
+  }
+
   /** Waits for the limiter's turn while the deadline allows; otherwise fails without sending. */
   async function takeTurn(
     signal: AbortSignal | undefined,
@@ -429,12 +477,9 @@ export function createResilience(
     if (!turn.queued) return turn;
     const wait = Math.max(0, turn.at - clock.now());
     report("delayed");
-    const listener = signal === undefined ? undefined : queuedListeners.get(signal);
     const tell = (ms: number): void => {
-      try {
-        listener?.(ms, limiter.throttledRecently);
-      } catch {
-        // A listener must never change what the policy does.
+      if (signal !== undefined) {
+        tellQueued(signal, ms, limiter.throttledRecently ? "throttled" : "rate-limit");
       }
     };
     tell(wait);
@@ -456,17 +501,16 @@ export function createResilience(
     const deadline = knownDeadline(outer) ?? started + settings.defaultDeadlineMs;
     for (let attempt = 0; ; attempt++) {
       if (outer?.aborted) throw abortedError();
-      // Fail fast on an open circuit before queueing at the limiter…
-      if (breaker !== undefined && breaker.state === CircuitState.open && breaker.retryInMs > 0) {
-        throw circuitOpen(breaker.retryInMs);
-      }
+      // An open circuit: wait for its next probe, or its verdict, while the deadline allows…
+      await untilAdmissible(outer, deadline);
       const turn = await takeTurn(outer, deadline);
-      // …and admit only once the turn has come: a probe never waits in the limiter's queue
-      // while every other request is refused as "circuit open".
+      // …and admit only once the limiter's turn has come: a probe never waits in its queue.
       const admission = breaker?.admit() ?? "pass";
       if (admission === "reject") {
+        // Another request became the probe meanwhile: wait for its verdict (not a new try).
         if (turn !== undefined) limiter?.release(turn);
-        throw circuitOpen(breaker?.retryInMs ?? 0);
+        attempt--;
+        continue;
       }
       const outcome = await oneTry(request, next, outer, deadline);
       if (outcome.answered && outcome.verdict.throttled !== true) limiter?.answered();

@@ -24,10 +24,11 @@ export interface UnwrapOptions {
   /** Aborts the Key Vault call (the shared unwrap's own deadline, not a single caller's). */
   readonly signal?: AbortSignal;
   /**
-   * Called when the call must wait `waitMs` before it can be sent: `byKeyVault` when Key Vault's
-   * 429 is why, else the client-side rate limit alone.
+   * Called when the call must wait `waitMs` before it can be sent, and why: Key Vault's 429
+   * ("throttled"), the client-side rate limit alone ("rate-limit"), or an open circuit's next
+   * probe ("circuit").
    */
-  readonly onQueued?: (waitMs: number, byKeyVault: boolean) => void;
+  readonly onQueued?: (waitMs: number, cause: "throttled" | "rate-limit" | "circuit") => void;
 }
 
 /**

@@ -36,7 +36,7 @@ export interface SeedCaller {
 /** When the rate limiter will let an unwrap in flight be sent, why, and who must hear of that. */
 interface Queueing {
   sendAt: number | undefined;
-  byKeyVault: boolean;
+  cause: "throttled" | "rate-limit" | "circuit";
   readonly waiters: Set<() => void>;
 }
 
@@ -146,15 +146,7 @@ export class SeedCache {
         if (flight.sendAt === undefined || flight.sendAt < deadline) return;
         flight.waiters.delete(check);
         const seconds = Math.max(1, Math.ceil((flight.sendAt - Date.now()) / 1000));
-        const why = flight.byKeyVault
-          ? "Key Vault is throttling this vault (429)"
-          : "the client-side rate limit (--keyvault-rate-limit) is reached";
-        reject(
-          new KmsError(
-            "UNAVAILABLE",
-            `${why}: the seed's unwrap waits ${seconds} s for its turn, past this call's deadline; it stays queued, so a retry after that finds the seed`,
-          ),
-        );
+        reject(new KmsError("UNAVAILABLE", pastDeadline(flight.cause, seconds)));
       };
       flight.waiters.add(check);
       fetching.then(
@@ -196,7 +188,7 @@ export class SeedCache {
   }
 
   #start(cacheKey: string, wrapped: WrappedSeed): Flight {
-    const queueing: Queueing = { sendAt: undefined, byKeyVault: false, waiters: new Set() };
+    const queueing: Queueing = { sendAt: undefined, cause: "rate-limit", waiters: new Set() };
     const flight: Flight = Object.assign(queueing, {
       promise: this.#unwrapOnce(cacheKey, wrapped, queueing).finally(() => {
         if (this.#flights.get(cacheKey) === flight) this.#flights.delete(cacheKey);
@@ -209,9 +201,9 @@ export class SeedCache {
   }
 
   async #unwrapOnce(cacheKey: string, wrapped: WrappedSeed, flight: Queueing): Promise<Seed> {
-    const onQueued = (waitMs: number, byKeyVault: boolean): void => {
+    const onQueued = (waitMs: number, cause: Queueing["cause"]): void => {
       flight.sendAt = Date.now() + waitMs;
-      flight.byKeyVault = byKeyVault;
+      flight.cause = cause;
       for (const waiter of [...flight.waiters]) waiter();
     };
     const generation = this.#generation;
@@ -259,4 +251,16 @@ export class SeedCache {
     // A seed evicted (zeroed) before its waiters ran is fetched again by them (use's loop).
     return seed;
   }
+}
+
+/** Why a caller gives up at once on an unwrap that cannot be sent before its deadline. */
+function pastDeadline(cause: Queueing["cause"], seconds: number): string {
+  if (cause === "circuit") {
+    return `Key Vault circuit open after repeated failures: the seed's unwrap waits ${seconds} s for the next probe, past this call's deadline; it stays queued, so a retry after that finds the seed if Key Vault is back`;
+  }
+  const why =
+    cause === "throttled"
+      ? "Key Vault is throttling this vault (429)"
+      : "the client-side rate limit (--keyvault-rate-limit) is reached";
+  return `${why}: the seed's unwrap waits ${seconds} s for its turn, past this call's deadline; it stays queued, so a retry after that finds the seed`;
 }

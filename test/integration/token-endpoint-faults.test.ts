@@ -75,7 +75,12 @@ describe.each<[string, FaultSpec["kind"], RegExp]>([
   it("is UNAVAILABLE naming the endpoint, retried, and opens the circuit", async () => {
     emu.addFault({ operation: "token", kind });
     // A silent endpoint costs a whole try each time: short ones keep the test short.
-    const w = wrapper(emu.clientSecret, kind === "hang" ? { perTryTimeoutMs: 300 } : {});
+    // A probe later than the refresh's own 30 s deadline: the next refresh cannot wait for it.
+    const probeLater = { breakerCoolDownMs: 60_000, breakerMaxCoolDownMs: 60_000 };
+    const w = wrapper(
+      emu.clientSecret,
+      kind === "hang" ? { perTryTimeoutMs: 300, ...probeLater } : probeLater,
+    );
     const err = await failure(w.refresh());
     expect(err.code).toBe("UNAVAILABLE");
     expect(err.message).toMatch(message);

@@ -241,7 +241,7 @@ describe("the retry policy", () => {
     expect(t.breaker?.state).toBe(CircuitState.closed);
   });
 
-  it("an open circuit fails fast with UNAVAILABLE without sending", async () => {
+  it("an open circuit fails fast with UNAVAILABLE without sending when the deadline ends before the next probe", async () => {
     const t = harness(
       Array.from({ length: 8 }, () => restError(503)),
       {
@@ -252,7 +252,7 @@ describe("the retry policy", () => {
     await expect(t.send()).rejects.toMatchObject({ statusCode: 503 });
     await expect(t.send()).rejects.toMatchObject({ statusCode: 503 });
     const before = t.sent.length;
-    await expect(t.send()).rejects.toMatchObject({
+    await expect(t.send(deadlineSignal(100, "test"))).rejects.toMatchObject({
       code: "UNAVAILABLE",
       message: /circuit open/,
     });
@@ -262,6 +262,96 @@ describe("the retry policy", () => {
     await expect(t.send()).rejects.toMatchObject({ statusCode: 503 });
     expect(t.sent.length).toBe(before + 1);
     expect(t.breaker?.state).toBe(CircuitState.open);
+  });
+});
+
+describe("an open circuit and a deadline that outlasts its next probe", () => {
+  it("the request waits for the probe time, becomes the probe, and succeeds with Key Vault", async () => {
+    const clock = {
+      t: performance.now(),
+      now() {
+        return this.t;
+      },
+    };
+    const sleeps: number[] = [];
+    const answers = [503, 503, 200, 200];
+    const { policy, breaker } = createResilience(
+      { ...defaultResilience, rateLimit: 0, breakerThreshold: 2, maxTries: 1 },
+      {},
+      {
+        clock,
+        sleep: (ms) => {
+          sleeps.push(ms);
+          clock.t += ms;
+          return Promise.resolve();
+        },
+      },
+    );
+    const next = (request: PipelineRequest): Promise<PipelineResponse> => {
+      const status = answers.shift() ?? 200;
+      if (status >= 500) {
+        return Promise.reject(
+          Object.assign(new Error("503"), { name: "RestError", statusCode: status }),
+        );
+      }
+      return Promise.resolve({ request, status, headers: headers({}) });
+    };
+    const send = () =>
+      policy.policy.sendRequest(
+        createPipelineRequest({
+          url: "https://v.vault.azure.net/keys/k/v/unwrapkey",
+          abortSignal: deadlineSignal(3_000, "test"),
+        }),
+        next,
+      );
+    await expect(send()).rejects.toMatchObject({ statusCode: 503 });
+    await expect(send()).rejects.toMatchObject({ statusCode: 503 });
+    expect(breaker?.state).toBe(CircuitState.open);
+    expect((await send()).status).toBe(200);
+    expect(sleeps).toEqual([500]); // waited for the probe time, then was the probe
+    expect(breaker?.state).toBe(CircuitState.closed);
+  });
+
+  it("a request that meets a probe in flight waits for its verdict, then goes", async () => {
+    const { policy, breaker } = createResilience({
+      ...defaultResilience,
+      rateLimit: 0,
+      breakerThreshold: 1,
+      breakerCoolDownMs: 1,
+      breakerMaxCoolDownMs: 1,
+      maxTries: 1,
+    });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const next = async (request: PipelineRequest): Promise<PipelineResponse> => {
+      calls++;
+      if (calls === 1) {
+        throw Object.assign(new Error("503"), { name: "RestError", statusCode: 503 });
+      }
+      if (calls === 2) await held; // the probe, answered later
+      return { request, status: 200, headers: headers({}) };
+    };
+    const send = () =>
+      policy.policy.sendRequest(
+        createPipelineRequest({
+          url: "https://v.vault.azure.net/keys/k/v/unwrapkey",
+          abortSignal: deadlineSignal(3_000, "test"),
+        }),
+        next,
+      );
+    await expect(send()).rejects.toMatchObject({ statusCode: 503 });
+    await new Promise((r) => setTimeout(r, 5));
+    const probe = send();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(breaker?.state).toBe(CircuitState.halfOpen);
+    const waiting = send();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls).toBe(2); // it did not fail, nor send beside the probe
+    release();
+    expect((await probe).status).toBe(200);
+    expect((await waiting).status).toBe(200);
+    expect(calls).toBe(3);
   });
 });
 

@@ -77,20 +77,27 @@ describe("SeedCache", () => {
   });
 
   it.each([
-    [true, /^Key Vault is throttling this vault \(429\): the seed's unwrap waits 60 s/],
     [
-      false,
+      "throttled" as const,
+      /^Key Vault is throttling this vault \(429\): the seed's unwrap waits 60 s/,
+    ],
+    [
+      "rate-limit" as const,
       /^the client-side rate limit \(--keyvault-rate-limit\) is reached: the seed's unwrap waits 60 s/,
     ],
+    [
+      "circuit" as const,
+      /^Key Vault circuit open after repeated failures: the seed's unwrap waits 60 s for the next probe/,
+    ],
   ])(
-    "a caller whose deadline comes before the queued unwrap fails at once, naming why (Key Vault's 429: %s)",
-    async (byKeyVault, message) => {
+    "a caller whose deadline comes before the queued unwrap fails at once, naming why (%s)",
+    async (cause, message) => {
       const fake = writerKeys.withSameKeys();
       const queued: KeyWrapper = {
         refresh: () => fake.refresh(),
         wrap: (seed, key) => fake.wrap(seed, key),
         unwrap: (wrapped, options) => {
-          options?.onQueued?.(60_000, byKeyVault);
+          options?.onQueued?.(60_000, cause);
           return fake.unwrap(wrapped, options);
         },
         decryptLegacy: (...args) => fake.decryptLegacy(...args),
