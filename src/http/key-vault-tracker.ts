@@ -32,7 +32,14 @@ export class KeyVaultTracker {
   }
 
   failed(error: unknown): void {
-    const code = toKmsError(error, "a Key Vault call").code;
+    const kmsError = toKmsError(error, "a Key Vault call");
+    const { code } = kmsError;
+    // Key Vault answered about the input (a forged envelope, a version that does not exist):
+    // it is there, whoever sent that input.
+    if (kmsError.refusedInput) {
+      this.succeeded();
+      return;
+    }
     // The caller gave up, or sent a ciphertext that is not ours (possibly refused before any
     // request left): neither says anything about Key Vault.
     if (code === "CANCELLED" || code === "INVALID_ARGUMENT") return;

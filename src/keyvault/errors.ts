@@ -155,18 +155,14 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
     return new KmsError(
       "FAILED_PRECONDITION",
       `${what}: key or key version not found in Key Vault`,
-      {
-        cause: err,
-      },
+      { cause: err, refusedInput: true },
     );
   }
   if (status === 400) {
     return new KmsError(
       "INVALID_ARGUMENT",
       `${what}: Key Vault refused the input (400 ${reason})`,
-      {
-        cause: err,
-      },
+      { cause: err, refusedInput: true },
     );
   }
   if (status === 429 || status >= 500 || status === 408) {

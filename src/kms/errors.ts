@@ -20,10 +20,20 @@ export type KmsErrorCode =
 export class KmsError extends Error {
   override name = "KmsError";
   readonly code: KmsErrorCode;
+  /**
+   * Key Vault answered, and refused this input rather than failing (400 for the ciphertext, 404
+   * for the version it names): the same input gets the same answer, and Key Vault is healthy.
+   */
+  readonly refusedInput: boolean;
 
-  constructor(code: KmsErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: KmsErrorCode,
+    message: string,
+    options?: { cause?: unknown; refusedInput?: boolean },
+  ) {
     super(message, options);
     this.code = code;
+    this.refusedInput = options?.refusedInput === true;
   }
 }
 

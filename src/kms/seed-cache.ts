@@ -12,6 +12,13 @@ import { Seed } from "./seed.js";
 
 export const DEFAULT_CACHE_SIZE = 1000;
 export const DEFAULT_UNWRAP_TIMEOUT_MS = 30_000;
+/**
+ * Key Vault's refusals of an input (a forged or foreign wrapped seed) are remembered this long by
+ * the wrap block's digest, so repeating the same envelope costs no further call. Short: a key
+ * deleted and recovered again is readable at most this much later.
+ */
+export const REFUSAL_MEMORY_MS = 30_000;
+const MAX_REFUSALS = 1000;
 /** Fetches per request when the seed keeps being evicted before it can be used. */
 const MAX_FETCH_ATTEMPTS = 4;
 
@@ -47,6 +54,10 @@ interface Flight extends Queueing {
 export class SeedCache {
   readonly #wrapper: KeyWrapper;
   readonly #flights = new Map<string, Flight>();
+  readonly #refusals = new LRUCache<string, KmsError>({
+    max: MAX_REFUSALS,
+    ttl: REFUSAL_MEMORY_MS,
+  });
   readonly #timeoutMs: number;
   readonly #lru: LRUCache<string, Seed>;
   readonly #refusal: ((key: KeyReference) => KmsError | undefined) | undefined;
@@ -119,6 +130,8 @@ export class SeedCache {
       if (signal?.aborted) throw abortError(signal.reason);
       const cached = this.get(cacheKey);
       if (cached !== undefined) return use(cached);
+      const refused = this.#refusals.get(cacheKey);
+      if (refused !== undefined) throw refused;
       const flight = this.#flights.get(cacheKey) ?? this.#start(cacheKey, wrapped);
       const fetching = this.#whileInTime(flight, caller?.deadline);
       const seed = await (signal === undefined ? fetching : raceAbort(fetching, signal));
@@ -185,6 +198,7 @@ export class SeedCache {
   clear(): void {
     this.#generation++;
     this.#lru.clear();
+    this.#refusals.clear();
   }
 
   #start(cacheKey: string, wrapped: WrappedSeed): Flight {
@@ -234,7 +248,9 @@ export class SeedCache {
           () => undefined,
         );
       }
-      throw toKmsError(error, "seed unwrap");
+      const refusal = toKmsError(error, "seed unwrap");
+      if (refusal.refusedInput) this.#refusals.set(cacheKey, refusal);
+      throw refusal;
     } finally {
       clearTimeout(timer);
     }
