@@ -33,6 +33,10 @@ export function keyEventLogger(logger: Logger): KmsObserver {
       if (limitation === undefined) logger.info({}, "Key Vault lists the key's versions again");
       else logger.warn({}, limitation);
     },
+    onUnwrapRefused(error) {
+      if (error === undefined) logger.info({}, "Key Vault unwraps the current seed again");
+      else logger.error({ code: error.code, err: error }, error.message);
+    },
   };
 }
 
@@ -58,6 +62,7 @@ export function fanOut(...observers: KmsObserver[]): KmsObserver {
     onSeedCreated: each("onSeedCreated"),
     onRefreshFailed: each("onRefreshFailed"),
     onKeyViewLimited: each("onKeyViewLimited"),
+    onUnwrapRefused: each("onUnwrapRefused"),
   };
 }
 

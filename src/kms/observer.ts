@@ -22,6 +22,11 @@ export interface KmsObserver {
   onRefreshFailed?(error: KmsError): void;
   /** What Key Vault's view of the key cannot show changed (KeyState.limitation; undefined: none). */
   onKeyViewLimited?(limitation: string | undefined): void;
+  /**
+   * The poll's unwrap of the current seed was refused (a permission or key_ops lost), or works
+   * again (undefined). Called on changes only.
+   */
+  onUnwrapRefused?(error: KmsError | undefined): void;
 }
 
 type Event = keyof KmsObserver;

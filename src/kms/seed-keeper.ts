@@ -9,7 +9,7 @@ import { keyIdOf } from "./key-id.js";
 import type { KeyReference, KeyState, KeyWrapper, RevocationReason } from "./key-wrapper.js";
 import { notify, type KmsObserver } from "./observer.js";
 import { noUsableSeedError, noUsableVersionError, revokedVersionError } from "./revocation.js";
-import { createSeed, type Seed } from "./seed.js";
+import { createSeed, reproveUnwrap, type Seed } from "./seed.js";
 import { SeedCache } from "./seed-cache.js";
 
 export const DEFAULT_POLL_INTERVAL_MS = 5 * 60_000;
@@ -75,6 +75,8 @@ export class SeedKeeper {
   #unusable: KmsError | undefined;
   #served = false;
   #notReady = "not ready: no seed yet";
+  /** Key Vault's refusal of the last poll's unwrap of the current seed, while it lasts. */
+  #unwrapRefused: KmsError | undefined;
   #closed = false;
   #queue: Promise<void> = Promise.resolve();
   #polling = false;
@@ -134,6 +136,11 @@ export class SeedKeeper {
     return this.#notReady;
   }
 
+  /** Why Key Vault refused the last poll's unwrap of the current seed; undefined while it works. */
+  get unwrapRefused(): KmsError | undefined {
+    return this.#unwrapRefused;
+  }
+
   /** Key Vault's view of the configured key as of the last successful refresh, if any. */
   get keyState(): KeyState | undefined {
     return this.#state;
@@ -189,8 +196,11 @@ export class SeedKeeper {
         return;
       }
       if (this.#isClosed()) return;
+      const held = this.#current;
       const failure = await this.#apply(state);
       if (failure !== undefined) this.#report(failure);
+      // A seed made by this poll was just proven; one kept from before is proven again.
+      if (held !== undefined && held === this.#current) await this.#reprove(held);
     }).catch((error: unknown) => {
       this.#report(toKmsError(error, "key refresh"));
     });
@@ -207,6 +217,25 @@ export class SeedKeeper {
     this.#current?.destroy();
     this.#current = undefined;
     this.cache.clear();
+  }
+
+  /**
+   * One unwrap per poll: a permission lost (403) or key_ops changed shows within one poll. An
+   * outage says nothing about permissions and changes nothing.
+   */
+  async #reprove(seed: Seed): Promise<void> {
+    let refused: KmsError | undefined;
+    try {
+      await reproveUnwrap(this.#wrapper, seed);
+    } catch (error) {
+      const e = toKmsError(error, "unwrap proof");
+      if (e.code !== "PERMISSION_DENIED" && e.code !== "FAILED_PRECONDITION") return;
+      refused = e;
+    }
+    if (this.#isClosed() || (refused === undefined && this.#unwrapRefused === undefined)) return;
+    const changed = (refused === undefined) !== (this.#unwrapRefused === undefined);
+    this.#unwrapRefused = refused;
+    if (changed) notify(this.#observer, "onUnwrapRefused", refused);
   }
 
   // A method, not the field, so checks after an await are not narrowed away by the compiler.
@@ -296,6 +325,11 @@ export class SeedKeeper {
     this.#lastKey = seed.wrapped.key;
     this.#unusable = undefined;
     this.#served = true;
+    if (this.#unwrapRefused !== undefined) {
+      // A new seed is only installed once Key Vault has unwrapped it.
+      this.#unwrapRefused = undefined;
+      notify(this.#observer, "onUnwrapRefused", undefined);
+    }
     this.#know(seed.wrapped.key);
     if (previous !== undefined) {
       if (this.revocationOf(previous.wrapped.key) === undefined) this.cache.add(previous);

@@ -99,6 +99,11 @@ export class Seed {
     this.#destroyed = true;
   }
 
+  /** Whether `bytes` are this seed's (constant time). */
+  matches(bytes: Uint8Array): boolean {
+    return bytes.length === this.#bytes.length && timingSafeEqual(bytes, this.#bytes);
+  }
+
   /** Whether `envelope` names this seed: a byte comparison, cheaper than its digest. */
   sealed(envelope: Envelope): boolean {
     return this.#block.equals(envelope.wrapBlock);
@@ -180,7 +185,11 @@ export async function createSeed(wrapper: KeyWrapper, key: KeyReference): Promis
         `the key wrapper wrapped under ${keyUrl(wrapped.key)}, not ${keyUrl(key)}`,
       );
     }
-    await proveUnwrap(wrapper, wrapped, bytes);
+    await proveUnwrap(
+      wrapper,
+      wrapped,
+      (back) => back.length === bytes.length && timingSafeEqual(back, bytes),
+    );
     return new Seed(bytes, wrapped);
   } catch (error) {
     bytes.fill(0);
@@ -193,24 +202,49 @@ export async function createSeed(wrapper: KeyWrapper, key: KeyReference): Promis
  * locally with the public key, which only needs `get`: without this, an identity lacking
  * unwrapKey would seal every Secret and fail only after the next restart, with the data lost.
  */
-async function proveUnwrap(wrapper: KeyWrapper, wrapped: WrappedSeed, seed: Uint8Array) {
+function proveUnwrap(
+  wrapper: KeyWrapper,
+  wrapped: WrappedSeed,
+  matches: (back: Uint8Array) => boolean,
+): Promise<void> {
+  const at = keyUrl(wrapped.key);
+  return unwrapsTo(wrapper, wrapped, matches, (detail) => {
+    return detail === undefined
+      ? `Key Vault unwrapped a seed wrapped under ${at} to other bytes: its public key does not match the version; no seed is used`
+      : `Key Vault could not unwrap a seed just wrapped under ${at}, so none is used: ${detail}`;
+  });
+}
+
+/**
+ * Has Key Vault unwrap the current seed again (once per poll): an identity that lost unwrapKey,
+ * or a version whose key_ops changed, shows now rather than at the next restart, as an outage.
+ */
+export function reproveUnwrap(wrapper: KeyWrapper, seed: Seed): Promise<void> {
+  const at = keyUrl(seed.wrapped.key);
+  return unwrapsTo(
+    wrapper,
+    seed.wrapped,
+    (back) => seed.matches(back),
+    (detail) =>
+      `Key Vault no longer unwraps the current seed (under ${at}): ${detail ?? "it answered other bytes"}; Status and Encrypt go on, but what is sealed now cannot be read after a restart until this is fixed`,
+  );
+}
+
+/** Throws a KmsError worded by `message` (given Key Vault's refusal, or undefined for other bytes). */
+async function unwrapsTo(
+  wrapper: KeyWrapper,
+  wrapped: WrappedSeed,
+  matches: (back: Uint8Array) => boolean,
+  message: (detail: string | undefined) => string,
+): Promise<void> {
   let back: Uint8Array;
   try {
     back = await wrapper.unwrap(wrapped, { signal: AbortSignal.timeout(PROOF_TIMEOUT_MS) });
   } catch (error) {
-    const cause = toKmsError(error, "unwrap of a new seed");
-    throw new KmsError(
-      cause.code,
-      `Key Vault could not unwrap a seed just wrapped under ${keyUrl(wrapped.key)}, so none is used: ${cause.message}`,
-      { cause },
-    );
+    const cause = toKmsError(error, "unwrap proof");
+    throw new KmsError(cause.code, message(cause.message), { cause });
   }
-  const same = back.length === seed.length && timingSafeEqual(back, seed);
+  const same = matches(back);
   back.fill(0);
-  if (!same) {
-    throw new KmsError(
-      "FAILED_PRECONDITION",
-      `Key Vault unwrapped a seed wrapped under ${keyUrl(wrapped.key)} to other bytes: its public key does not match the version; no seed is used`,
-    );
-  }
+  if (!same) throw new KmsError("FAILED_PRECONDITION", message(undefined));
 }

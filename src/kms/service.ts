@@ -55,6 +55,8 @@ export interface ManagedKmsService extends KmsService {
   close(): void;
   /** Counters and sizes for metrics, read at scrape time (the hot path only increments). */
   stats(): KmsStats;
+  /** Key Vault's refusal of the last poll's unwrap of the current seed; undefined while it works. */
+  unwrapRefused(): KmsError | undefined;
 }
 
 export interface KmsStats {
@@ -226,6 +228,7 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
         currentSeedAgeSeconds: age === undefined ? undefined : age / 1000,
       };
     },
+    unwrapRefused: () => keeper.unwrapRefused,
     status,
     encrypt,
     decrypt,

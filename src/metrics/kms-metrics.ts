@@ -57,6 +57,13 @@ export function createKmsMetrics(registry: Registry = new Registry()): KmsMetric
     registers: [registry],
   });
 
+  const unwrapRefused = new Gauge({
+    name: "azurekms_unwrap_refused",
+    help: "1 while Key Vault refuses to unwrap the current seed (the poll's proof): a permission (unwrapKey) or key_ops lost; data sealed now is unreadable after a restart until it is fixed",
+    registers: [registry],
+  });
+  unwrapRefused.set(0);
+
   const seenVersions = new Set<string>();
   const versionLabel = (key: KeyReference): string => {
     if (seenVersions.has(key.keyVersion)) return key.keyVersion;
@@ -85,6 +92,9 @@ export function createKmsMetrics(registry: Registry = new Registry()): KmsMetric
     },
     onRefreshFailed(error) {
       refreshFailures.inc({ code: error.code });
+    },
+    onUnwrapRefused(error) {
+      unwrapRefused.set(error === undefined ? 0 : 1);
     },
   };
   return { registry, observer };

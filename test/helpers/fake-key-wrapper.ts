@@ -116,9 +116,9 @@ export class FakeKeyWrapper implements KeyWrapper {
   /** Calls made so far, successful or not. */
   readonly calls: FakeCallCounts = { wrap: 0, unwrap: 0, refresh: 0 };
   /**
-   * Unwraps of the seed this fake wrapped last, right after wrapping it: the keeper's proof that
-   * Key Vault can unwrap a new seed (seed.ts). Counted here, not in `calls.unwrap`, which counts
-   * the unwraps Decrypts need.
+   * Unwraps of the seed this fake wrapped last: the keeper's proof that Key Vault can unwrap a new
+   * seed, and its proof again at each poll (seed.ts). Counted here, not in `calls.unwrap`, which
+   * counts the unwraps Decrypts need.
    */
   proofUnwraps = 0;
   #lastWrapped: Uint8Array | undefined;
@@ -323,7 +323,6 @@ export class FakeKeyWrapper implements KeyWrapper {
     const last = this.#lastWrapped;
     const proof = last !== undefined && Buffer.from(last).equals(wrapped.wrapped);
     if (proof) {
-      this.#lastWrapped = undefined;
       this.proofUnwraps++;
     } else {
       this.calls.unwrap++;

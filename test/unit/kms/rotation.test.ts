@@ -96,6 +96,8 @@ describe("promotion of a new key version", () => {
     for (let i = 0; i < 5; i++) await service.poll();
     expect(service.status().keyId).toBe(keyId);
     expect(fake.calls).toEqual({ wrap: 1, unwrap: 0, refresh: 6 });
+    // The new seed's proof, then one proof of the current seed per poll.
+    expect(fake.proofUnwraps).toBe(6);
   });
 
   it("keeps the old seed when the wrap under the new version fails, and promotes at the next poll", async () => {
