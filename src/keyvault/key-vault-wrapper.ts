@@ -19,6 +19,7 @@ import type { KeyVaultCallObserver } from "./metrics-policy.js";
 import type { ProxyModeSettings } from "./proxy-mode.js";
 import {
   deterministicPick,
+  epochOf,
   newestUsable,
   revocationOf,
   versionInfo,
@@ -283,8 +284,13 @@ export function createKeyVaultWrapper(options: KeyVaultWrapperOptions): KeyVault
     }
     const revocation = (v: string) => revocationOf(versions.get(v.toLowerCase()));
     lastRevocation = revocation;
+    const currentEpoch =
+      current === undefined
+        ? undefined
+        : epochOf(versions, current.keyVersion.toLowerCase(), pinned !== "");
     const state: KeyState = {
       current,
+      ...(currentEpoch === undefined ? {} : { currentEpoch }),
       versions: newestFirst(versions, current?.keyName ?? name, options.vaultHost),
       revocation,
     };

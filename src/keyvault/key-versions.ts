@@ -10,6 +10,8 @@ export interface VersionInfo {
   readonly version: string;
   /** Milliseconds; Key Vault's `created` has one-second resolution. */
   readonly createdMs: number;
+  /** Key Vault's `updated`: changes when the version's attributes do (enabled, exp, tags). */
+  readonly updatedMs: number;
   /** Undefined while the version may be used now. */
   readonly reason: UnusableReason | undefined;
 }
@@ -32,6 +34,7 @@ export function versionInfo(p: KeyProperties, now: Date): VersionInfo | undefine
   return {
     version: p.version.toLowerCase(),
     createdMs: p.createdOn?.getTime() ?? 0,
+    updatedMs: p.updatedOn?.getTime() ?? p.createdOn?.getTime() ?? 0,
     reason: reasonNotUsable(p, now),
   };
 }
@@ -59,4 +62,36 @@ export function newestUsable(versions: Iterable<VersionInfo>): string[] {
 /** A tie Key Vault cannot settle: the greatest version string, so every node picks the same. */
 export function deterministicPick(tied: readonly string[]): string | undefined {
   return tied.at(-1);
+}
+
+/**
+ * KeyState.currentEpoch: what Key Vault shows that makes `current` more than the newest version as
+ * created, so that its key_id must be a derivative (kms/key-id.ts). Two things do:
+ * - the version itself was updated after it was created (disabled and enabled again, exp or tags
+ *   set: Key Vault's `updated` moves, as azure-sdk-for-java's updateDisabledKey recording shows);
+ * - unless pinned, newer versions that are disabled or expired: this is a fall-back, A → B → A′.
+ * Newer versions not yet valid were never current, so they do not count. Sorted, so every
+ * instance reading the same state builds the same string.
+ */
+export function epochOf(
+  versions: ReadonlyMap<string, VersionInfo>,
+  current: string,
+  pinned: boolean,
+): string | undefined {
+  const v = versions.get(current);
+  if (v === undefined) return undefined;
+  const parts: string[] = [];
+  if (v.updatedMs !== v.createdMs) parts.push(`updated ${v.updatedMs}`);
+  if (!pinned) {
+    const fallenFrom = [...versions.values()]
+      .filter(
+        (o) =>
+          // Strictly newer: `created` has one-second resolution, and a version of the same second
+          // cannot be told to be newer (an older one expiring must not touch the key_id).
+          o.createdMs > v.createdMs && (o.reason === "disabled" || o.reason === "expired"),
+      )
+      .sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
+    for (const o of fallenFrom) parts.push(`${o.version} ${o.reason ?? ""} ${o.updatedMs}`);
+  }
+  return parts.length === 0 ? undefined : parts.join("\n");
 }

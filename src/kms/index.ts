@@ -14,7 +14,7 @@ export {
 } from "./envelope.js";
 export { isKmsError, KmsError, toKmsError, type KmsErrorCode } from "./errors.js";
 export { handOver, isHandedOver } from "./handoff.js";
-export { keyIdFromUrl, keyIdOf, keyUrl } from "./key-id.js";
+export { keyIdFromUrl, keyIdNames, keyIdOf, keyUrl } from "./key-id.js";
 export type {
   KeyReference,
   KeyState,

@@ -51,6 +51,13 @@ export interface KeyState {
    */
   readonly current: KeyReference | undefined;
   /**
+   * What Key Vault shows beyond `current` itself that a key_id must reflect (key-id.ts): set when
+   * the version was updated since it was created, or newer versions are unusable; undefined in
+   * the ordinary case, whose key_id is the Go plugin's. Derived from Key Vault's state alone, so
+   * every instance reading the same state gets the same value.
+   */
+  readonly currentEpoch?: string | undefined;
+  /**
    * Every version of the configured key Key Vault listed, newest first, revoked ones included
    * (ask `revocation`). Legacy ciphertexts name no version: Decrypt finds theirs among these.
    */

@@ -5,7 +5,6 @@
  */
 import type { KeyAllowlist } from "./allowlist.js";
 import { KmsError, toKmsError } from "./errors.js";
-import { keyIdOf } from "./key-id.js";
 import type { KeyReference, KeyState, KeyWrapper, RevocationReason } from "./key-wrapper.js";
 import { notify, type KmsObserver } from "./observer.js";
 import { noUsableSeedError, noUsableVersionError, revokedVersionError } from "./revocation.js";
@@ -253,6 +252,7 @@ export class SeedKeeper {
   /** Applies one successful refresh; returns a wrap failure to report, if any. */
   async #apply(state: KeyState): Promise<KmsError | undefined> {
     const before = this.#current?.wrapped.key;
+    const keyIdBefore = this.#current?.keyId;
     const servedBefore = this.#served;
     if (state.limitation !== this.#state?.limitation) {
       notify(this.#observer, "onKeyViewLimited", state.limitation);
@@ -280,9 +280,14 @@ export class SeedKeeper {
       if (this.#current !== undefined) this.cache.add(this.#current);
       this.#current = undefined;
       this.#unusable = this.#noUsable();
-    } else if (!sameRef(this.#current?.wrapped.key, target)) {
+    } else if (
+      !sameRef(this.#current?.wrapped.key, target) ||
+      this.#current?.epoch !== state.currentEpoch
+    ) {
+      // A new version, or the same one whose key_id Key Vault's state changed: a new seed, so
+      // that a seed's key_id never changes under it.
       try {
-        const seed = await createSeed(this.#wrapper, target);
+        const seed = await createSeed(this.#wrapper, target, state.currentEpoch);
         if (this.#isClosed()) {
           seed.destroy();
           return undefined;
@@ -305,12 +310,13 @@ export class SeedKeeper {
     }
 
     const after = this.#current?.wrapped.key;
-    if (!sameRef(before, after)) {
-      if (after === undefined) {
+    const keyIdAfter = this.#current?.keyId;
+    if (keyIdBefore !== keyIdAfter) {
+      if (after === undefined || keyIdAfter === undefined) {
         notify(this.#observer, "onCurrentKey", undefined, "");
       } else {
         if (servedBefore) notify(this.#observer, "onPromote", before, after);
-        notify(this.#observer, "onCurrentKey", after, keyIdOf(after));
+        notify(this.#observer, "onCurrentKey", after, keyIdAfter);
         notify(this.#observer, "onSeedCreated", after, servedBefore ? "promotion" : "start");
       }
     }
@@ -345,7 +351,7 @@ export class SeedKeeper {
     if (this.#now() - this.#currentSince < this.#maxAgeMs) return undefined;
     let seed: Seed;
     try {
-      seed = await createSeed(this.#wrapper, old.wrapped.key);
+      seed = await createSeed(this.#wrapper, old.wrapped.key, old.epoch);
     } catch (error) {
       this.#armAge(Math.min(WRAP_RETRY_MS, this.#maxAgeMs));
       return toKmsError(error, "seed creation");

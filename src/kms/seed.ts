@@ -64,7 +64,10 @@ export class Seed {
    * Adopts `bytes` (no copy, so no unzeroed copy is left behind) and copies `wrapped.wrapped`
    * (it may be a view into a request buffer). Throws KmsError if either is unusable.
    */
-  constructor(bytes: Uint8Array, wrapped: WrappedSeed) {
+  /** KeyState.currentEpoch the seed was made for (its key_id); undefined for unwrapped seeds. */
+  readonly epoch: string | undefined;
+
+  constructor(bytes: Uint8Array, wrapped: WrappedSeed, epoch?: string) {
     if (bytes.length !== SEED_LENGTH) {
       bytes.fill(0);
       throw new KmsError(
@@ -85,7 +88,8 @@ export class Seed {
     }
     this.#block = this.#prefix.subarray(2);
     this.cacheKey = wrapBlockDigest(this.#block);
-    this.keyId = keyIdOf(this.wrapped.key);
+    this.epoch = epoch;
+    this.keyId = keyIdOf(this.wrapped.key, epoch);
     this.#bytes = bytes;
   }
 
@@ -167,7 +171,11 @@ function sameRef(a: KeyReference, b: KeyReference): boolean {
 }
 
 /** Makes a fresh seed and has `wrapper` wrap it under `key`. */
-export async function createSeed(wrapper: KeyWrapper, key: KeyReference): Promise<Seed> {
+export async function createSeed(
+  wrapper: KeyWrapper,
+  key: KeyReference,
+  epoch?: string,
+): Promise<Seed> {
   const bytes = randomBytes(SEED_LENGTH);
   try {
     const wrapped = await wrapper.wrap(bytes, key);
@@ -190,7 +198,7 @@ export async function createSeed(wrapper: KeyWrapper, key: KeyReference): Promis
       wrapped,
       (back) => back.length === bytes.length && timingSafeEqual(back, bytes),
     );
-    return new Seed(bytes, wrapped);
+    return new Seed(bytes, wrapped, epoch);
   } catch (error) {
     bytes.fill(0);
     throw error;

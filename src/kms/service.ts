@@ -8,7 +8,7 @@ import { expectNoAnnotations, validateAnnotations } from "./annotations.js";
 import { parseEnvelope } from "./envelope.js";
 import { KmsError, toKmsError } from "./errors.js";
 import { handOver } from "./handoff.js";
-import { keyIdOf, keyUrl } from "./key-id.js";
+import { keyIdNames, keyIdOf, keyUrl } from "./key-id.js";
 import type { KeyReference, KeyWrapper } from "./key-wrapper.js";
 import { looksLikeLegacyCiphertext } from "./legacy-ciphertext.js";
 import { createLegacyDecrypt } from "./legacy-decrypt.js";
@@ -177,14 +177,12 @@ export function createKmsService(options: KmsServiceOptions): ManagedKmsService 
       // The current seed is recognised by its bytes, which also gives its key_id for free.
       const live = keeper.current;
       const own = live?.sealed(envelope) === true ? live : undefined;
-      if (!v1) {
-        const keyId = own?.keyId ?? keyIdOf(key);
-        if (input.keyId !== keyId) {
-          throw invalid(
-            `request key_id ${quoted(input.keyId)} does not match the key that sealed this ciphertext ` +
-              `(${keyUrl(key)}, key_id ${quoted(keyId)})`,
-          );
-        }
+      // Any key_id the version has had: its Go plugin key_id or a derivative (key-id.ts).
+      if (!v1 && input.keyId !== own?.keyId && !keyIdNames(key, input.keyId)) {
+        throw invalid(
+          `request key_id ${quoted(input.keyId)} does not match the key that sealed this ciphertext ` +
+            `(${keyUrl(key)}, key_id ${quoted(keyIdOf(key))} or a derivative of it)`,
+        );
       }
       allowlist.check(key);
       // Before any seed lookup: a revoked version's seed may still be current or cached.

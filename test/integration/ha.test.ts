@@ -16,6 +16,7 @@ import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { parseEnvelope } from "../../src/kms/index.js";
 import { silentLogger } from "../../src/log/index.js";
 import { emulatorClients } from "../helpers/emulator-clients.js";
+import { goPluginKeyId } from "../helpers/go-plugin-ciphertext.js";
 import { createClient, type PromiseClient } from "../helpers/grpc-client.js";
 
 const pollMs = 300;
@@ -199,5 +200,85 @@ describe("three plugin instances sharing one Key Vault", () => {
     await expectAllOpenEverywhere([restarted], [...before, ...after, ...during]);
     // And what it writes now reads on the others.
     await expectAllOpenEverywhere(nodes, [fresh]);
+  });
+
+  it("key_ids are never reused: A → B → A′ → B′ → A″ gives five distinct key_ids, every instance agrees at every step, one started afterwards agrees, and all data decrypts", async () => {
+    const { keys } = emulatorClients(emu!);
+    const sealed: Sealed[] = [];
+    const steps: { step: string; keyId: string }[] = [];
+    // While a revoked current version is replaced, Status fails FAILED_PRECONDITION for a moment.
+    const idsNow = () =>
+      Promise.all(
+        nodes.map((n) =>
+          n.client.status({}).then(
+            (r) => r.keyId,
+            () => "",
+          ),
+        ),
+      );
+    /** Waits for every node to report one key_id other than `previous`; seals on each with it. */
+    async function settle(step: string, previous: string | undefined): Promise<string> {
+      const started = Date.now();
+      let ids = await idsNow();
+      while (
+        (new Set(ids).size !== 1 || ids[0] === previous || ids[0] === "") &&
+        Date.now() - started < withinOnePoll + 2_000
+      ) {
+        await new Promise((r) => setTimeout(r, 20));
+        ids = await idsNow();
+      }
+      expect({ step, agree: new Set(ids).size === 1, changed: ids[0] !== previous }).toEqual({
+        step,
+        agree: true,
+        changed: true,
+      });
+      const keyId = ids[0]!;
+      for (const node of nodes) {
+        const s = await seal(node);
+        expect(s.keyId).toBe(keyId); // Encrypt returns Status's key_id
+        sealed.push(s);
+      }
+      steps.push({ step, keyId });
+      return keyId;
+    }
+    // Key Vault's `updated` has one-second resolution: changes a second apart stay distinct.
+    const tick = () => new Promise((r) => setTimeout(r, 1_100));
+
+    const a = (await keys.getKey(keyName)).properties.version!;
+    const idA = (await keyIds(nodes))[0]!;
+    // The ordinary case: the newest version, never changed, has the Go plugin's key_id.
+    expect(idA).toBe(goPluginKeyId(emu!.vaultUrl, keyName, a));
+    steps.push({ step: "A", keyId: idA });
+    await tick(); // B strictly newer than A
+    const b = (await keys.rotateKey(keyName)).properties.version!;
+    const idB = await settle("B", idA);
+    expect(idB).toBe(goPluginKeyId(emu!.vaultUrl, keyName, b));
+    await tick();
+    await keys.updateKeyProperties(keyName, b, { enabled: false });
+    const idA1 = await settle("A′ (B disabled)", idB);
+    await tick();
+    await keys.updateKeyProperties(keyName, b, { enabled: true });
+    const idB1 = await settle("B′ (B enabled again)", idA1);
+    await tick();
+    await keys.updateKeyProperties(keyName, b, { enabled: false });
+    await settle("A″ (B disabled again)", idB1);
+    console.log(
+      `key_ids: ${steps.map((s) => `${s.step} ${s.keyId.slice(0, 12)}…${s.keyId.slice(64)}`).join(", ")}`,
+    );
+    expect(new Set(steps.map((s) => s.keyId)).size).toBe(steps.length);
+
+    // An instance started now, reading the same Key Vault state, reports the same key_id.
+    const late = await startNode("cp-late");
+    try {
+      expect((await late.client.status({})).keyId).toBe(steps.at(-1)!.keyId);
+      // Data written at every step decrypts everywhere, on the newcomer too, once B is enabled
+      // again (a disabled version's data is refused, as it must be) and every node has seen it.
+      await keys.updateKeyProperties(keyName, b, { enabled: true });
+      await new Promise((r) => setTimeout(r, withinOnePoll));
+      await expectAllOpenEverywhere([...nodes, late], sealed);
+    } finally {
+      late.client.close();
+      await late.plugin.stop();
+    }
   });
 });

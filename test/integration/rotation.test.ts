@@ -135,14 +135,22 @@ describe("disabling and re-enabling the newest version", () => {
     try {
       const { keys } = emulatorClients(h.emu);
       const old = await seal(client);
+      // Key Vault's `created` has one-second resolution: the new version strictly newer.
+      await new Promise((r) => setTimeout(r, 1_100));
       const newer = await keys.rotateKey("kek");
       const newKeyId = await keyIdChangesFrom(client, old.keyId);
       const underNew = await seal(client);
       expect(underNew.keyId).toBe(newKeyId);
 
+      // `updated`, too, has one-second resolution: each change a second after the last.
+      await new Promise((r) => setTimeout(r, 1_100));
       await keys.updateKeyProperties("kek", newer.properties.version!, { enabled: false });
-      expect(await keyIdChangesFrom(client, newKeyId)).toBe(old.keyId);
-      expect((await seal(client)).keyId).toBe(old.keyId);
+      // Back on the old version, under a derivative of its key_id: KMS v2 forbids reporting
+      // old.keyId again (docs/rotation.md, "key_ids are never reused").
+      const fellBackTo = await keyIdChangesFrom(client, newKeyId);
+      expect(fellBackTo).not.toBe(old.keyId);
+      expect(fellBackTo.startsWith(`${old.keyId}_`)).toBe(true);
+      expect((await seal(client)).keyId).toBe(fellBackTo);
       // Its seed is still in the plugin's memory, but the version is revoked.
       h.emu.resetCounters();
       const err = await callError(open(client, underNew));
@@ -151,8 +159,11 @@ describe("disabling and re-enabling the newest version", () => {
       expect(h.emu.counters()["unwrapkey"]).toBe(0);
       expect((await open(client, old)).equals(old.plaintext)).toBe(true);
 
+      await new Promise((r) => setTimeout(r, 1_100));
       await keys.updateKeyProperties("kek", newer.properties.version!, { enabled: true });
-      expect(await keyIdChangesFrom(client, old.keyId)).toBe(newKeyId);
+      // The newer version again, under a derivative of its key_id (it was updated since created).
+      const back = await keyIdChangesFrom(client, fellBackTo);
+      expect(back.startsWith(`${newKeyId}_`)).toBe(true);
       expect((await open(client, underNew)).equals(underNew.plaintext)).toBe(true);
     } finally {
       client.close();
