@@ -221,6 +221,38 @@ describe("docs/emulator-fidelity.md", () => {
     expect((await call(vault, "GET", "/keys/recoverable/")).status).toBe(200);
   });
 
+  it("updated moves on a change, not on recover", async () => {
+    await vault.createKey({ name: "attributes", kty: "RSA" });
+    const attributesOf = async () =>
+      (
+        (await call(vault, "GET", "/keys/attributes/")).json() as {
+          attributes: { created: number; updated: number };
+        }
+      ).attributes;
+    const created = await attributesOf();
+    expect(created.updated).toBe(created.created);
+    await new Promise((r) => setTimeout(r, 1_100)); // one-second resolution
+    const version = (
+      (await call(vault, "GET", "/keys/attributes/")).json() as { key: { kid: string } }
+    ).key.kid
+      .split("/")
+      .at(-1)!;
+    await call(vault, "PATCH", `/keys/attributes/${version}`, {
+      body: { attributes: { enabled: false } },
+    });
+    const changed = await attributesOf();
+    expect(changed.created).toBe(created.created);
+    expect(changed.updated).toBeGreaterThan(created.updated);
+    await call(vault, "PATCH", `/keys/attributes/${version}`, {
+      body: { attributes: { enabled: true } },
+    });
+    const before = await attributesOf();
+    await new Promise((r) => setTimeout(r, 1_100));
+    await call(vault, "DELETE", "/keys/attributes");
+    await call(vault, "POST", "/deletedkeys/attributes/recover");
+    expect(await attributesOf()).toEqual(before);
+  });
+
   it("unknown api-version", async () => {
     const old = await createEmulator({
       keys: [{ name: "kek", kty: "RSA" }],
