@@ -3,12 +3,12 @@ import type { Duplex } from "node:stream";
 import { needsAuthorityRewrite, rewriteAuthority } from "./authority-check.js";
 import { RewritingConnection } from "./authority-duplex.js";
 import { EMPTY_SETTINGS_FRAME } from "./http2-frames.js";
-import { HeaderRewriter } from "./http2-header-rewriter.js";
+import { HeaderRewriter, MAX_HEADER_BLOCK_BYTES } from "./http2-header-rewriter.js";
 
 export interface PrepareConnectionOptions {
   /** How long a client may take to send its preface and first request headers (default 10 s). */
   readonly sniffTimeoutMs?: number;
-  /** Bound on one request header block, encoded and decoded (default 64 KiB). */
+  /** Bound on one request header block as received (default: the most Node's path accepts). */
   readonly maxHeaderBlockBytes?: number;
 }
 
@@ -17,9 +17,8 @@ export class ConnectionRejectedError extends Error {
 }
 
 const DEFAULT_SNIFF_TIMEOUT_MS = 10_000;
-const DEFAULT_MAX_HEADER_BLOCK_BYTES = 64 * 1024;
-/** Leniency bound for the client's HPACK table; Node advertises 4096. */
-const MAX_TABLE_SIZE = 64 * 1024;
+/** What Node's server advertises (SETTINGS_HEADER_TABLE_SIZE default); more is a GOAWAY there. */
+const MAX_TABLE_SIZE = 4096;
 /** Bytes held while sniffing besides the first header block (SETTINGS, WINDOW_UPDATE, DATA...). */
 const SNIFF_SLACK_BYTES = 64 * 1024;
 
@@ -40,7 +39,7 @@ export function prepareConnection(
   socket: Socket,
   options: PrepareConnectionOptions = {},
 ): Promise<Duplex> {
-  const maxHeaderBlockBytes = options.maxHeaderBlockBytes ?? DEFAULT_MAX_HEADER_BLOCK_BYTES;
+  const maxHeaderBlockBytes = options.maxHeaderBlockBytes ?? MAX_HEADER_BLOCK_BYTES;
   const sniffLimit = maxHeaderBlockBytes + SNIFF_SLACK_BYTES;
   const rewriter = new HeaderRewriter({
     maxHeaderBlockBytes,

@@ -1,6 +1,12 @@
 import { HpackDecoder, type HeaderField } from "./hpack-decoder.js";
 import { encodeLiteralBlock } from "./hpack-encoder.js";
 import {
+  Http2FramingError,
+  checkFrameHeader,
+  checkFramePayload,
+  needsPayloadCheck,
+} from "./http2-frame-rules.js";
+import {
   CLIENT_MAGIC,
   DEFAULT_MAX_FRAME_SIZE,
   FRAME_HEADER_LENGTH,
@@ -11,13 +17,13 @@ import {
   type FrameHeader,
 } from "./http2-frames.js";
 
-export class Http2FramingError extends Error {
-  override name = "Http2FramingError";
-}
+export { Http2FramingError };
 
 export interface HeaderRewriterOptions {
-  /** Bound on one header block, as received (frame payloads incl. padding) and as decoded. */
+  /** Bound on one header block as received (frame payloads incl. padding). */
   readonly maxHeaderBlockBytes: number;
+  /** Bound on one header block as decoded (name + value + 32 per field); default as received. */
+  readonly maxDecodedBytes?: number;
   /** Largest dynamic table the client may switch to. */
   readonly maxTableSize: number;
   /** Drop the client's first SETTINGS ACK: it answers a SETTINGS the server never sent. */
@@ -33,10 +39,14 @@ export interface ByteRange {
 }
 
 /**
- * CONTINUATION frames allowed per header block. Empty ones would otherwise cost nothing against
- * the byte bound (the "CONTINUATION flood"); Node's own nghttp2 allows only 8.
+ * Bounds on one header block, no looser than Node's own path (seen with Node 24 / nghttp2 1.70:
+ * 16 CONTINUATIONs pass and 17 get GOAWAY; blocks of 140 KB pass and 154 KB get GOAWAY).
+ * Empty CONTINUATIONs would otherwise cost nothing against the byte bound (the "CONTINUATION
+ * flood"). The decoded bound is the same because the block is re-encoded as literals, at least
+ * as long as decoded: a larger one would reach Node beyond what it accepts.
  */
-export const MAX_CONTINUATIONS = 64;
+export const MAX_CONTINUATIONS = 16;
+export const MAX_HEADER_BLOCK_BYTES = 128 * 1024;
 
 interface PendingBlock {
   readonly streamId: number;
@@ -47,7 +57,8 @@ interface PendingBlock {
   continuations: number;
 }
 
-type Action = "pass" | "drop" | "collect";
+/** Forward as is; forward and keep a copy to check; drop; collect to rewrite. */
+type Action = "pass" | "check" | "drop" | "collect";
 
 /**
  * Incremental filter for the client-to-server half of an HTTP/2 connection. Every header
@@ -67,6 +78,7 @@ export class HeaderRewriter {
   private block: PendingBlock | undefined;
   private framesSeen = 0;
   private offset = 0;
+  private highestStreamId = 0;
 
   /** The 24-byte magic has arrived and matched. */
   magicReceived = false;
@@ -80,7 +92,7 @@ export class HeaderRewriter {
   constructor(private readonly options: HeaderRewriterOptions) {
     this.decoder = new HpackDecoder({
       maxTableSize: options.maxTableSize,
-      maxHeaderListSize: options.maxHeaderBlockBytes,
+      maxHeaderListSize: options.maxDecodedBytes ?? options.maxHeaderBlockBytes,
     });
   }
 
@@ -101,9 +113,10 @@ export class HeaderRewriter {
     while (i < chunk.length) {
       if (this.state === "payload") {
         const n = Math.min(this.remaining, chunk.length - i);
-        if (this.action === "pass") {
+        if (this.action === "pass" || this.action === "check") {
           if (passFrom < 0) passFrom = i;
-        } else if (this.action === "collect") {
+        }
+        if (this.action === "collect" || this.action === "check") {
           this.framePayload.push(chunk.subarray(i, i + n));
         }
         i += n;
@@ -189,6 +202,10 @@ export class HeaderRewriter {
     if (this.block && f.type !== FrameType.CONTINUATION) {
       throw new Http2FramingError("header block interrupted by another frame");
     }
+    checkFrameHeader(f, DEFAULT_MAX_FRAME_SIZE, this.highestStreamId);
+    if (f.type === FrameType.HEADERS) {
+      this.highestStreamId = Math.max(this.highestStreamId, f.streamId);
+    }
     this.state = "payload";
     this.remaining = f.length;
     switch (f.type) {
@@ -202,7 +219,6 @@ export class HeaderRewriter {
             throw new Http2FramingError("too many CONTINUATION frames");
           }
         }
-        if (f.streamId === 0) throw new Http2FramingError("HEADERS on stream 0");
         const used = this.block?.size ?? 0;
         if (f.length > this.options.maxHeaderBlockBytes - used) {
           throw new Http2FramingError("header block too large");
@@ -221,10 +237,10 @@ export class HeaderRewriter {
           this.action = "drop";
           return false;
         }
-        this.action = "pass";
+        this.action = needsPayloadCheck(f) ? "check" : "pass";
         return true;
       default:
-        this.action = "pass";
+        this.action = needsPayloadCheck(f) ? "check" : "pass";
         return true;
     }
   }
@@ -233,10 +249,14 @@ export class HeaderRewriter {
   private endFrame(): Buffer | undefined {
     this.state = "frame-header";
     if (this.framesSeen === 1) this.prefaceReceived = true;
-    if (this.action !== "collect") return undefined;
+    if (this.action !== "collect" && this.action !== "check") return undefined;
     const payload = Buffer.concat(this.framePayload);
     this.framePayload.length = 0;
     const f = this.frame;
+    if (this.action === "check") {
+      checkFramePayload(f, payload);
+      return undefined;
+    }
     if (f.type === FrameType.HEADERS) {
       let from = 0;
       let to = payload.length;

@@ -175,7 +175,14 @@ describe("HeaderRewriter", () => {
 
   it("passes a DATA payload through as slices of the input, without copying", () => {
     const rw = new HeaderRewriter(options());
-    rw.push(Buffer.concat([CLIENT_MAGIC, EMPTY_SETTINGS_FRAME]));
+    const open = new HpackTestEncoder().encode(request("/a"));
+    rw.push(
+      Buffer.concat([
+        CLIENT_MAGIC,
+        EMPTY_SETTINGS_FRAME,
+        encodeFrame(FrameType.HEADERS, Flags.END_HEADERS, 1, open),
+      ]),
+    );
     const chunk = Buffer.concat([data(1, "x".repeat(1000), false), data(1, "y".repeat(1000))]);
     const out = rw.push(chunk);
     expect(out).toHaveLength(1);
