@@ -83,6 +83,7 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
   const server = createKmsServer({
     listenAddr: config.listenAddr,
     socketMode: config.socketMode,
+    maxConnections: config.maxConnections,
     service,
     runtimeVersion: buildInfo.BuildVersion,
     wrapConnection: prepareConnection,
@@ -91,7 +92,11 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
   });
   await server.listen();
   logger.info({ socket: server.socketPath }, "serving KMS v2, v2alpha1 and v1beta1");
-  const metricsServer = createMetricsServer(config.metricsAddress, metrics.registry);
+  const metricsServer = createMetricsServer(
+    config.metricsAddress,
+    metrics.registry,
+    logger.child({ component: "metrics" }),
+  );
   let metricsUrl: string | undefined;
   try {
     const bound = await metricsServer.listen();
@@ -114,6 +119,7 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
       live: () => checkSocketLiveness(server.socketPath, config.healthzTimeoutMs),
       ready: () => readinessOf(service, keyVaultTracker),
     },
+    logger: logger.child({ component: "health" }),
   });
   let healthUrl: string | undefined;
   try {

@@ -60,6 +60,8 @@ export type Identity =
 export interface Config {
   readonly listenAddr: string;
   readonly socketMode: number;
+  /** `--max-connections` on the KMS socket. */
+  readonly maxConnections: number;
   /** `https://host[:port]`, no trailing slash. */
   readonly vaultUrl: string;
   /** Lowercase `host[:port]` as it appears in key URLs (and so in key_ids). */
@@ -124,6 +126,12 @@ export const serveFlags: readonly FlagSpec[] = [
     kind: "string",
     default: "0600",
     help: "permission bits of the socket file (octal)",
+  },
+  {
+    name: "max-connections",
+    kind: "uint",
+    default: "128",
+    help: "connections the socket holds at once; at the limit a new one is admitted and the least recently active closed (kube-apiserver holds one per provider)",
   },
   {
     name: "keyvault-name",
@@ -489,6 +497,8 @@ export async function parseConfig(
   if (statusVersion !== "v2" && statusVersion !== "v2beta1") {
     throw new UsageError(`invalid -status-version "${statusVersion}": v2 or v2beta1`);
   }
+  const maxConnections = parseUint("max-connections", get("max-connections"), 100_000);
+  if (maxConnections < 1) throw new UsageError("-max-connections must be at least 1");
   const cacheSize = parseUint("cache-size", get("cache-size"), 1_000_000);
   if (cacheSize < 1) throw new UsageError("-cache-size must be at least 1");
   const rotationPollIntervalMs = parseDuration(
@@ -616,6 +626,7 @@ export async function parseConfig(
   return Object.freeze({
     listenAddr,
     socketMode: parseInt(socketModeRaw, 8),
+    maxConnections,
     vaultUrl,
     vaultHost,
     keyName,
@@ -667,6 +678,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
   return {
     listenAddr: config.listenAddr,
     socketMode: `0${config.socketMode.toString(8)}`,
+    maxConnections: config.maxConnections,
     vaultUrl: config.vaultUrl,
     keyName: config.keyName,
     keyVersion: config.keyVersion === "" ? "(newest enabled)" : config.keyVersion,

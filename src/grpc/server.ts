@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { KmsService } from "../kms/index.js";
+import { ConnectionLimit, OccurrenceLog } from "../net/index.js";
 import { addKmsServices } from "./handlers.js";
 import { parseListenAddress } from "./listen-address.js";
 import type { CallObserver, GrpcLogger } from "./unary.js";
@@ -22,6 +23,8 @@ export interface KmsServerOptions {
   /** Sees every accepted connection before grpc-js does (e.g. an `:authority` rewriter). */
   readonly wrapConnection?: ((socket: Socket) => Promise<Duplex> | Duplex) | undefined;
   readonly logger?: GrpcLogger | undefined;
+  /** Connections held at once (`--max-connections`); default defaultMaxConnections. */
+  readonly maxConnections?: number | undefined;
 }
 
 export interface KmsServer {
@@ -37,6 +40,16 @@ export interface KmsServer {
 
 export const defaultSocketMode = 0o600;
 
+/**
+ * kube-apiserver holds one connection per KMS provider; probes and `client` add a few. At the
+ * bound the least recently active connection goes (see ConnectionLimit), so this is far above
+ * what legitimate clients hold and far below any fd limit.
+ */
+export const defaultMaxConnections = 128;
+
+/** kube-apiserver calls Status at least every minute, so only other clients go idle this long. */
+const maxConnectionIdleMs = 5 * 60 * 1000;
+
 /** Requests are at most ~64 KiB (32 KiB of annotations plus ciphertext); 1 MiB bounds memory. */
 const maxMessageBytes = 1 << 20;
 
@@ -48,6 +61,8 @@ export const grpcServerOptions: ServerOptions = {
   "grpc.keepalive_timeout_ms": 20_000,
   // Nothing reads channelz; tracking it costs every call.
   "grpc.enable_channelz": 0,
+  // A connection with no call for this long is closed (GOAWAY); its client reconnects when needed.
+  "grpc.max_connection_idle_ms": maxConnectionIdleMs,
 };
 
 /**
@@ -77,14 +92,28 @@ export function createKmsServer(options: KmsServerOptions): KmsServer {
   let closing: Promise<void> | undefined;
   let bound: SocketIdentity | undefined;
 
-  netServer.on("error", (err) => {
-    logger?.error({ err, socketPath }, "KMS socket error");
+  const maxConnections = options.maxConnections ?? defaultMaxConnections;
+  const acceptErrors = new OccurrenceLog(logger, "the KMS socket cannot accept connections");
+  const atLimit = new OccurrenceLog(
+    logger,
+    `the KMS socket is at its limit of ${maxConnections} connections (--max-connections): closing the least recently active`,
+  );
+  const limit = new ConnectionLimit({
+    max: maxConnections,
+    onEvict: () => {
+      atLimit.note();
+    },
+  });
+  // After listen() succeeded, errors are accept errors (EMFILE and the like).
+  netServer.on("error", (err: NodeJS.ErrnoException) => {
+    if (netServer.listening) acceptErrors.note({ code: err.code, err: err.message, socketPath });
   });
   netServer.on("connection", (socket: Socket) => {
     if (closing !== undefined) {
       socket.destroy();
       return;
     }
+    limit.admit(socket);
     sockets.add(socket);
     // Errors also close the socket, which is all this layer needs to know.
     socket.on("error", ignore);
@@ -131,6 +160,8 @@ export function createKmsServer(options: KmsServerOptions): KmsServer {
 
   async function stop(graceMs: number): Promise<void> {
     if (listening !== undefined) await listening.catch(ignore);
+    acceptErrors.close();
+    atLimit.close();
     // Stop accepting; the callback runs once every accepted connection has closed.
     const allClosed = new Promise<void>((resolve) => {
       netServer.close(() => {

@@ -1,7 +1,10 @@
-import { createServer, type ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { WarnLogger } from "../net/index.js";
+import { createGuardedServer } from "./guarded-server.js";
 import type { KeyVaultView } from "./key-vault-tracker.js";
 import type { HttpAddress } from "./listen-address.js";
+import { sharedResult } from "./shared-result.js";
 import type { LivenessResult } from "./socket-liveness.js";
 
 /** The body of `/readyz`: state from memory only, no secrets, no key material. */
@@ -28,6 +31,7 @@ export interface HealthServerOptions {
   /** Upper bound on a liveness check (`--healthz-timeout`). */
   readonly timeoutMs: number;
   readonly checks: HealthChecks;
+  readonly logger?: WarnLogger | undefined;
 }
 
 export interface HealthServer {
@@ -35,6 +39,11 @@ export interface HealthServer {
   listen(): Promise<AddressInfo>;
   close(): Promise<void>;
 }
+
+/** kubelet opens one connection per probe (three probes): room for a retry storm too. */
+export const maxHealthConnections = 64;
+/** Probes share the self-check in flight; none reuses an older one. */
+const liveReuseMs = 0;
 
 const livez = "/livez";
 const readyz = "/readyz";
@@ -56,13 +65,12 @@ function send(res: ServerResponse, head: boolean, status: number, body: unknown)
  */
 export function createHealthServer(options: HealthServerOptions): HealthServer {
   const { checks, timeoutMs } = options;
-  let inFlight: Promise<LivenessResult> | undefined;
   let closing = false;
 
   // Probes from several kubelets or a retry storm share one self-check instead of piling up.
-  function live(): Promise<LivenessResult> {
+  const live = sharedResult((): Promise<LivenessResult> => {
     let timer: NodeJS.Timeout | undefined;
-    inFlight ??= Promise.race([
+    return Promise.race([
       checks.live(),
       new Promise<LivenessResult>((resolve) => {
         timer = setTimeout(() => {
@@ -73,78 +81,59 @@ export function createHealthServer(options: HealthServerOptions): HealthServer {
       .catch((): LivenessResult => ({ live: false, reason: "self-check failed" }))
       .finally(() => {
         clearTimeout(timer);
-        inFlight = undefined;
       });
-    return inFlight;
-  }
+  }, liveReuseMs);
 
-  const server = createServer((req, res) => {
-    const path = (req.url ?? "").split("?")[0];
-    // /livez and /readyz keep their meaning even if --healthz-path names one of them.
-    const kind =
-      path === livez
-        ? "live"
-        : path === readyz
-          ? "ready"
-          : path === options.healthzPath
-            ? "healthz"
-            : undefined;
-    if (kind === undefined) {
-      send(res, false, 404, `not found: try ${livez}, ${readyz} or ${options.healthzPath}\n`);
-      return;
-    }
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      res.writeHead(405, { allow: "GET, HEAD", "content-length": 0 }).end();
-      return;
-    }
-    const head = req.method === "HEAD";
-    if (kind === "live") {
-      void live().then((result) => {
-        if (closing) send(res, head, 503, { live: false, reason: "shutting down" });
-        else send(res, head, result.live ? 200 : 503, result);
-      });
-      return;
-    }
-    const readiness = closing
-      ? { ...checks.ready(), ready: false, reason: "not ready: shutting down" }
-      : checks.ready();
-    if (kind === "healthz" && readiness.ready) {
-      // What the Go plugin's probe answered on success.
-      send(res, head, 200, "ok");
-      return;
-    }
-    send(res, head, readiness.ready ? 200 : 503, readiness);
-  });
-  // A probe is one small request: bound what a slow or idle client can hold.
-  server.headersTimeout = 5_000;
-  server.requestTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxHeadersCount = 50;
-  return {
-    listen() {
-      return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(
-          {
-            port: options.address.port,
-            ...(options.address.host === undefined ? {} : { host: options.address.host }),
-          },
-          () => {
-            server.off("error", reject);
-            resolve(server.address() as AddressInfo);
-          },
-        );
-      });
+  const server = createGuardedServer(
+    {
+      name: "health",
+      address: options.address,
+      maxConnections: maxHealthConnections,
+      logger: options.logger,
     },
+    (req, res) => {
+      const path = (req.url ?? "").split("?")[0];
+      // /livez and /readyz keep their meaning even if --healthz-path names one of them.
+      const kind =
+        path === livez
+          ? "live"
+          : path === readyz
+            ? "ready"
+            : path === options.healthzPath
+              ? "healthz"
+              : undefined;
+      if (kind === undefined) {
+        send(res, false, 404, `not found: try ${livez}, ${readyz} or ${options.healthzPath}\n`);
+        return;
+      }
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.writeHead(405, { allow: "GET, HEAD", "content-length": 0 }).end();
+        return;
+      }
+      const head = req.method === "HEAD";
+      if (kind === "live") {
+        void live().then((result) => {
+          if (closing) send(res, head, 503, { live: false, reason: "shutting down" });
+          else send(res, head, result.live ? 200 : 503, result);
+        });
+        return;
+      }
+      const readiness = closing
+        ? { ...checks.ready(), ready: false, reason: "not ready: shutting down" }
+        : checks.ready();
+      if (kind === "healthz" && readiness.ready) {
+        // What the Go plugin's probe answered on success.
+        send(res, head, 200, "ok");
+        return;
+      }
+      send(res, head, readiness.ready ? 200 : 503, readiness);
+    },
+  );
+  return {
+    listen: () => server.listen(),
     close() {
       closing = true;
-      if (!server.listening) return Promise.resolve();
-      return new Promise((resolve) => {
-        server.close(() => {
-          resolve();
-        });
-        server.closeAllConnections();
-      });
+      return server.close();
     },
   };
 }

@@ -10,6 +10,7 @@ import { encodeEnvelope, parseEnvelope } from "../../src/kms/envelope.js";
 import { goPluginKeyId } from "../helpers/go-plugin-ciphertext.js";
 import { callError, createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness } from "../helpers/plugin-harness.js";
+import { scrapeText } from "../helpers/scrape.js";
 
 interface Readiness {
   ready: boolean;
@@ -62,7 +63,7 @@ describe("forged envelopes", () => {
         expect(body.ready).toBe(true);
         expect(body.keyVault.healthy).toBe(true);
       }
-      const metrics = await (await fetch(h.plugin.metricsUrl!)).text();
+      const metrics = await scrapeText(h.plugin.metricsUrl);
       expect(metrics).toMatch(/azurekms_keyvault_circuit_state 0/);
       // Real data still decrypts.
       const back = await client.decrypt({

@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { callError, createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { scrape as get } from "../helpers/scrape.js";
 
 interface Sample {
   readonly name: string;
@@ -28,7 +29,7 @@ function parse(text: string): Sample[] {
 }
 
 async function scrape(h: PluginHarness): Promise<Sample[]> {
-  const res = await fetch(h.plugin.metricsUrl!);
+  const res = await get(h.plugin.metricsUrl);
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
   return parse(await res.text());

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { scrapeText } from "../helpers/scrape.js";
 
 const dir = new URL("../../deploy/monitoring/", import.meta.url);
 const rulesText = readFileSync(new URL("prometheus-rules.yaml", dir), "utf8");
@@ -27,7 +28,7 @@ describe("deploy/monitoring", () => {
   let exported: Set<string>;
   beforeAll(async () => {
     h = await startPluginHarness();
-    const text = await (await fetch(h.plugin.metricsUrl!)).text();
+    const text = await scrapeText(h.plugin.metricsUrl);
     exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
   });
   afterAll(async () => {

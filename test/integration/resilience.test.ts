@@ -11,6 +11,7 @@ import { eventually } from "../helpers/eventually.js";
 import { emulatorWrapper } from "../helpers/emulator-wrapper.js";
 import { callError, createClient, type PromiseClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { scrapeText } from "../helpers/scrape.js";
 
 interface Sealed {
   plaintext: Buffer;
@@ -94,7 +95,7 @@ describe("Key Vault faults through the plugin", () => {
       "a Decrypt after the window",
     );
     expect(ok).toBe(true);
-    const metrics = await (await fetch(h.plugin.metricsUrl!)).text();
+    const metrics = await scrapeText(h.plugin.metricsUrl);
     expect(metrics).toMatch(/azurekms_keyvault_circuit_state 0/);
     expect(metrics).toMatch(/azurekms_keyvault_rate_limit_allowance [1-9]/);
     console.log(`resilience: 429 ×2 without Retry-After → ok after ${Date.now() - started} ms`);
@@ -133,7 +134,7 @@ describe("Key Vault faults through the plugin", () => {
     for (let i = 0; i < 12 && !opened; i++) {
       const err = await callError(open(client, sealed));
       expect(err.codeName).toBe("UNAVAILABLE");
-      const metrics = await (await fetch(h.plugin.metricsUrl!)).text();
+      const metrics = await scrapeText(h.plugin.metricsUrl);
       opened = /azurekms_keyvault_circuit_state [12]/.test(metrics);
     }
     expect(opened).toBe(true);
@@ -174,7 +175,7 @@ describe("Key Vault faults through the plugin", () => {
     expect((await client.status({})).healthz).toBe("ok");
     expect((await seal(client)).keyId).toBe(cached.keyId);
     expect((await open(client, cached)).equals(cached.plaintext)).toBe(true);
-    const metrics = await (await fetch(h.plugin.metricsUrl!)).text();
+    const metrics = await scrapeText(h.plugin.metricsUrl);
     expect(metrics).toMatch(/azurekms_keyvault_circuit_state [12]/);
 
     h.emu.clearFaults();
@@ -191,7 +192,7 @@ describe("Key Vault faults through the plugin", () => {
       "Decrypt to work again once Key Vault answers",
     );
     console.log(`resilience: circuit closed ${Date.now() - healedAt} ms after the fault cleared`);
-    const after = await (await fetch(h.plugin.metricsUrl!)).text();
+    const after = await scrapeText(h.plugin.metricsUrl);
     expect(after).toMatch(/azurekms_keyvault_circuit_state 0/);
     expect(after).toMatch(/azurekms_keyvault_retries_total\{operation="unwrapkey"\} [1-9]/);
   });
@@ -230,7 +231,7 @@ describe("after an outage", () => {
         const s = unseen[i % unseen.length]!;
         const err = await callError(open(client, s));
         expect(["UNAVAILABLE", "DEADLINE_EXCEEDED"]).toContain(err.codeName);
-        const metrics = await (await fetch(h.plugin.metricsUrl!)).text();
+        const metrics = await scrapeText(h.plugin.metricsUrl);
         if (/azurekms_keyvault_circuit_state [12]/.test(metrics)) sawOpen = true;
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -15,6 +15,7 @@ import {
   type PromiseClient,
 } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { scrape, scrapeText } from "../helpers/scrape.js";
 
 const pollMs = 200;
 const pollArgs = ["--rotation-poll-interval", `${pollMs}ms`];
@@ -116,7 +117,7 @@ describe("following the newest key version", () => {
   it("counts decrypts per key version and exposes the current version", async () => {
     const s = await seal(client);
     await open(client, s);
-    const res = await fetch(h.plugin.metricsUrl!);
+    const res = await scrape(h.plugin.metricsUrl);
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toContain(`azurekms_decrypt_key_version_total{key_version="${versionOf(s)}"}`);
@@ -352,7 +353,7 @@ describe("seed age", () => {
 
 /** azurekms_seed_cache_requests_total{result="miss"} from the plugin's /metrics. */
 async function seedCacheMisses(h: PluginHarness): Promise<number> {
-  const text = await (await fetch(h.plugin.metricsUrl!)).text();
+  const text = await scrapeText(h.plugin.metricsUrl);
   const m = /^azurekms_seed_cache_requests_total\{result="miss"\} (\d+)$/m.exec(text);
   return m === null ? 0 : Number(m[1]);
 }

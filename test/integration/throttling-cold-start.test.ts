@@ -11,6 +11,7 @@ import { createKmsService, KeyAllowlist } from "../../src/kms/index.js";
 import { createClient, KmsClientError } from "../helpers/grpc-client.js";
 import { emulatorWrapper } from "../helpers/emulator-wrapper.js";
 import { startPluginHarness } from "../helpers/plugin-harness.js";
+import { scrapeText } from "../helpers/scrape.js";
 
 const SEEDS = 50;
 const OBJECTS = 10_000;
@@ -97,7 +98,7 @@ describe("a throttled cold start", () => {
           );
           pending = failed;
         }
-        const metrics = await (await fetch(h.plugin.metricsUrl!)).text();
+        const metrics = await scrapeText(h.plugin.metricsUrl);
         const usage = h.emu.quotaUsage()[0]!.windows;
         console.log(
           `throttled cold start: ${waves.join("; ")}; failures ${JSON.stringify(codes)}, slowest ` +

@@ -10,6 +10,7 @@ import { KEY_PERMISSIONS } from "../../src/emulator/access-policy.js";
 import { eventually } from "../helpers/eventually.js";
 import { createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness } from "../helpers/plugin-harness.js";
+import { scrapeText } from "../helpers/scrape.js";
 
 const pollMs = 300;
 
@@ -41,7 +42,7 @@ describe("a lost unwrapKey permission", () => {
       return { status: res.status, body: (await res.json()) as { ready: boolean; reason: string } };
     };
     const metric = async () =>
-      /^azurekms_unwrap_refused (\d)$/m.exec(await (await fetch(h.plugin.metricsUrl!)).text())?.[1];
+      /^azurekms_unwrap_refused (\d)$/m.exec(await scrapeText(h.plugin.metricsUrl))?.[1];
     try {
       expect((await readyz()).status).toBe(200);
       expect(await metric()).toBe("0");
