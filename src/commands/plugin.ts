@@ -6,12 +6,15 @@ import {
   createHealthServer,
   createMetricsServer,
   KeyVaultTracker,
+  maxHealthConnections,
+  maxMetricsConnections,
   readinessOf,
   trackKeyVaultCalls,
 } from "../http/index.js";
 import { createKeyVaultWrapper, describeIdentity, routeAzureLogs } from "../keyvault/index.js";
 import { createKmsService } from "../kms/index.js";
 import { createRequestLog, type Logger } from "../log/index.js";
+import { baseDescriptors, openFileLimit } from "../net/index.js";
 import { createPluginMetrics, type PluginMetrics } from "../metrics/index.js";
 import { buildInfo } from "../version.js";
 import { fanOut, fanOutCalls, keyEventLogger } from "./key-events.js";
@@ -35,6 +38,22 @@ export interface RunningPlugin {
 }
 
 /**
+ * Out of descriptors, libuv closes new connections unseen (its EMFILE trick), kube-apiserver's
+ * included, and Node is never told: so say it at start, while the fix is a flag away.
+ */
+function warnOnLowFileLimit(config: Config, logger: Logger): void {
+  const limit = openFileLimit();
+  const need =
+    config.maxConnections + maxMetricsConnections + maxHealthConnections + baseDescriptors;
+  if (limit !== undefined && limit < need) {
+    logger.warn(
+      { limit, need },
+      "the open-file limit (ulimit -n) is below what the connection bounds need: at the limit new connections, kube-apiserver's too, are closed unseen; raise the limit or lower --max-connections",
+    );
+  }
+}
+
+/**
  * Wires config → Key Vault → domain → gRPC, serves the socket at once, and loads the key in the
  * background: a Key Vault that is down at start-up makes the plugin not ready, not dead, and it
  * becomes ready by itself when Key Vault answers.
@@ -49,6 +68,7 @@ export async function startPlugin(config: Config, logger: Logger): Promise<Runni
     "starting keyvault-kms",
   );
   for (const warning of config.warnings) logger.warn({}, warning);
+  warnOnLowFileLimit(config, logger);
   routeAzureLogs(logger.child({ component: "azure-sdk" }), config.verbosity);
   const metrics = createPluginMetrics({
     version: buildInfo.BuildVersion,

@@ -1,8 +1,8 @@
-export { createMetricsServer } from "./metrics-server.js";
+export { createMetricsServer, maxMetricsConnections } from "./metrics-server.js";
 export type { MetricsServer, MetricsSource } from "./metrics-server.js";
 export { HttpAddressError, parseHttpAddress } from "./listen-address.js";
 export type { HttpAddress } from "./listen-address.js";
-export { createHealthServer } from "./health-server.js";
+export { createHealthServer, maxHealthConnections } from "./health-server.js";
 export type {
   HealthChecks,
   HealthServer,
