@@ -131,7 +131,7 @@ export const serveFlags: readonly FlagSpec[] = [
     name: "max-connections",
     kind: "uint",
     default: "128",
-    help: "connections the socket holds at once; at the limit a new one is admitted and the least recently active closed (kube-apiserver holds one per provider)",
+    help: "connections the socket holds at once; at the limit a new one is admitted and a silent or idle one closed, never one that made a call within the last minute (kube-apiserver holds one per provider)",
   },
   {
     name: "keyvault-name",

@@ -69,6 +69,11 @@ export class RewritingConnection extends Duplex {
     this.destroy();
   };
 
+  /** Whether the client has sent a request on this connection yet. */
+  get sawRequest(): boolean {
+    return this.rewriter.sawHeaderBlock;
+  }
+
   override _read(): void {
     if (this.socket.isPaused()) this.socket.resume();
   }

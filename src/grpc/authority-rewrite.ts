@@ -55,6 +55,7 @@ export function prepareConnection(
 
     const detach = (): void => {
       clearTimeout(timer);
+      rewriter.forgetFirstHeaderBlock();
       socket.off("data", onData);
       socket.off("end", onEnd);
       socket.off("error", onError);

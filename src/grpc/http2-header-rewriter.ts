@@ -86,14 +86,21 @@ export class HeaderRewriter {
   prefaceReceived = false;
   /** Where the dropped SETTINGS ACK sat in the input, once seen. */
   droppedAck: ByteRange | undefined;
-  /** The first complete header block as the client sent it, once seen. */
+  /** The first complete header block as the client sent it, once seen (until forgotten). */
   firstHeaderBlock: HeaderField[] | undefined;
+  /** A complete header block has been seen: the client made a request. */
+  sawHeaderBlock = false;
 
   constructor(private readonly options: HeaderRewriterOptions) {
     this.decoder = new HpackDecoder({
       maxTableSize: options.maxTableSize,
       maxHeaderListSize: options.maxDecodedBytes ?? options.maxHeaderBlockBytes,
     });
+  }
+
+  /** Drops the first header block once it has been looked at (it may be 128 KiB). */
+  forgetFirstHeaderBlock(): void {
+    this.firstHeaderBlock = undefined;
   }
 
   /** Total bytes consumed so far. */
@@ -293,7 +300,8 @@ export class HeaderRewriter {
     if (!block) throw new Http2FramingError("END_HEADERS without HEADERS"); // unreachable
     this.block = undefined;
     const fields = this.decoder.decode(Buffer.concat(block.fragments));
-    this.firstHeaderBlock ??= fields;
+    if (!this.sawHeaderBlock) this.firstHeaderBlock = fields;
+    this.sawHeaderBlock = true;
     return encodeHeaderFrames(
       {
         streamId: block.streamId,

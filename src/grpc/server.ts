@@ -42,8 +42,8 @@ export const defaultSocketMode = 0o600;
 
 /**
  * kube-apiserver holds one connection per KMS provider; probes and `client` add a few. At the
- * bound the least recently active connection goes (see ConnectionLimit), so this is far above
- * what legitimate clients hold and far below any fd limit.
+ * bound a silent or idle connection goes, never one that made a call within the last minute (see
+ * ConnectionLimit), so this is far above what legitimate clients hold and far below any fd limit.
  */
 export const defaultMaxConnections = 128;
 
@@ -96,10 +96,16 @@ export function createKmsServer(options: KmsServerOptions): KmsServer {
   const acceptErrors = new OccurrenceLog(logger, "the KMS socket cannot accept connections");
   const atLimit = new OccurrenceLog(
     logger,
-    `the KMS socket is at its limit of ${maxConnections} connections (--max-connections): closing the least recently active`,
+    `the KMS socket is at its limit of ${maxConnections} connections (--max-connections): closing a silent or idle one, or refusing the newcomer`,
   );
+  const dropped = new OccurrenceLog(logger, "dropped a connection: wrapConnection failed");
+  /** Whether a connection has carried a request; unknown until it has been wrapped. */
+  const proven = new WeakMap<Socket, () => boolean>();
   const limit = new ConnectionLimit({
     max: maxConnections,
+    isProven: (socket) => proven.get(socket)?.() ?? false,
+    // kube-apiserver calls Status at least every minute: its connection is never the one to go.
+    protectActiveMs: 60_000,
     onEvict: () => {
       atLimit.note();
     },
@@ -113,12 +119,17 @@ export function createKmsServer(options: KmsServerOptions): KmsServer {
       socket.destroy();
       return;
     }
-    limit.admit(socket);
+    if (!limit.admit(socket)) {
+      atLimit.note();
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     // Errors also close the socket, which is all this layer needs to know.
     socket.on("error", ignore);
     socket.once("close", () => sockets.delete(socket));
     if (wrapConnection === undefined) {
+      proven.set(socket, () => true);
       injector.injectConnection(socket);
       return;
     }
@@ -137,6 +148,7 @@ export function createKmsServer(options: KmsServerOptions): KmsServer {
             socket.destroy();
             return;
           }
+          proven.set(socket, () => madeRequest(duplex, socket));
           injector.injectConnection(duplex);
         },
         (err: unknown) => {
@@ -144,12 +156,15 @@ export function createKmsServer(options: KmsServerOptions): KmsServer {
         },
       );
     } else {
-      injector.injectConnection(wrapped);
+      const duplex = wrapped;
+      proven.set(socket, () => madeRequest(duplex, socket));
+      injector.injectConnection(duplex);
     }
   });
 
+  // Once per minute at most: a flood of bad connections must not flood the log.
   function dropConnection(socket: Socket, err: unknown): void {
-    logger?.warn({ err }, "dropped a connection: wrapConnection failed");
+    dropped.note({ err });
     socket.destroy();
   }
 
@@ -162,6 +177,7 @@ export function createKmsServer(options: KmsServerOptions): KmsServer {
     if (listening !== undefined) await listening.catch(ignore);
     acceptErrors.close();
     atLimit.close();
+    dropped.close();
     // Stop accepting; the callback runs once every accepted connection has closed.
     const allClosed = new Promise<void>((resolve) => {
       netServer.close(() => {
@@ -196,6 +212,15 @@ export function createKmsServer(options: KmsServerOptions): KmsServer {
       return closing;
     },
   };
+}
+
+/**
+ * The socket itself comes back from the sniff only after a request was seen; a rewriting
+ * connection says whether one has been (RewritingConnection.sawRequest).
+ */
+function madeRequest(duplex: Duplex, socket: Socket): boolean {
+  if (duplex === socket) return true;
+  return "sawRequest" in duplex ? duplex.sawRequest === true : true;
 }
 
 function ignore(): void {

@@ -43,8 +43,9 @@ interface ConnectionState {
 /**
  * An HTTP/1.1 server for the plugin's operator ports, bounded against hostile neighbours:
  * timeouts that act within a second, a connection limit, and one request in flight per
- * connection. A client that pipelines gets its first answer and then the connection closes:
- * the requests after it are never handled, so a flood of them in one write costs no renders.
+ * connection. A client that pipelines one request gets its first answer and then the connection
+ * closes; one that pipelines more loses the connection at once. Requests behind the first are
+ * never handled, so a flood of them costs no renders and no queue.
  */
 export function createGuardedServer(
   options: GuardedServerOptions,
@@ -78,12 +79,15 @@ export function createGuardedServer(
       const state = states.get(socket);
       if (state === undefined) return; // not admitted (cannot happen: see 'connection')
       if (state.current !== undefined) {
-        // Pipelined: leave it unanswered, read no further, close after the answer in flight.
-        if (!state.closing) {
-          state.closing = true;
-          socket.pause();
-          if (!state.current.headersSent) state.current.shouldKeepAlive = false;
+        // Pipelined: leave it unanswered and close after the answer in flight. Node's parser reads
+        // the socket natively (pause() does not stop it), so a client that keeps sending while
+        // that answer is pending loses the connection at once instead of queueing requests.
+        if (state.closing) {
+          socket.destroy();
+          return;
         }
+        state.closing = true;
+        if (!state.current.headersSent) state.current.shouldKeepAlive = false;
         return;
       }
       state.current = res;

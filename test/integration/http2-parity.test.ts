@@ -79,6 +79,21 @@ const cases: [string, Outcome, Send][] = [
     frame(FrameType.HEADERS, 4, 2, Buffer.from([0x83, 0x86])),
   ],
   ["DATA on a stream never opened", "closed", frame(FrameType.DATA, 0, 101, Buffer.alloc(3))],
+  [
+    "RST_STREAM on a stream never opened",
+    "closed",
+    frame(FrameType.RST_STREAM, 0, 101, Buffer.alloc(4)),
+  ],
+  [
+    "PRIORITY on an idle stream, a PING and a connection WINDOW_UPDATE of 1",
+    "served",
+    (c) => {
+      c.write(encodeFrame(FrameType.PRIORITY, 0, 7, Buffer.from([0, 0, 0, 0, 15])));
+      c.write(encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8)));
+      c.write(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, Buffer.from([0, 0, 0, 1])));
+      return c.call(ECHO_PATH, x);
+    },
+  ],
   ["an unknown frame type", "served", frame(0xfa, 0, 0, Buffer.alloc(100))],
   [
     "a 112 KB header block in 16 KB frames",
