@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { text } from "node:stream/consumers";
 import {
+  flagUsage,
   parseDuration,
   parseFlags,
   UsageError,
@@ -46,15 +47,20 @@ export const clientFlags: readonly FlagSpec[] = [
   { name: "key-id", kind: "string", default: "", help: "decrypt: key_id returned by Encrypt" },
 ];
 
-const usage = `Usage: keyvault-kms client status|encrypt|decrypt [flags]
+export function clientUsage(): string {
+  return `Usage: keyvault-kms client status|encrypt|decrypt [flags]
+
+Calls a running plugin over its socket, as kube-apiserver does. Exit code 0 when the call
+succeeds (status: and the plugin is healthy), 1 when it fails, 2 for a bad command line.
 
   status    calls Status (v2, v2alpha1) or Version (v1beta1) and prints the answer as JSON
   encrypt   encrypts --plaintext or --plaintext-base64 and prints {"ciphertext","keyId","annotations"}
   decrypt   decrypts --ciphertext (+ --key-id), or the JSON printed by encrypt read from stdin
 
 Flags:
-${clientFlags.map((f) => `  -${f.name}  ${f.help}${f.default === "" ? "" : ` (default ${f.default})`}`).join("\n")}
+${flagUsage(clientFlags)}
 `;
+}
 
 interface EncryptOutput {
   ciphertext?: unknown;
@@ -79,7 +85,7 @@ async function decryptInput(
     };
   }
   if (io.stdin === undefined || io.stdin.isTTY === true) {
-    throw new UsageError("decrypt needs -ciphertext, or the output of `client encrypt` on stdin");
+    throw new UsageError("decrypt needs --ciphertext, or the output of `client encrypt` on stdin");
   }
   let parsed: EncryptOutput;
   try {
@@ -103,9 +109,9 @@ async function decryptInput(
 
 export async function clientCommand(argv: readonly string[], io: CommandIo): Promise<number> {
   const [action, ...rest] = argv;
-  if (action === undefined || action === "help" || action === "--help" || action === "-help") {
-    io.out(usage);
-    return action === undefined ? exitCodes.usage : exitCodes.ok;
+  if (action === undefined) {
+    io.err(clientUsage());
+    return exitCodes.usage;
   }
   let client;
   let api: ClientApi;
@@ -118,7 +124,7 @@ export async function clientCommand(argv: readonly string[], io: CommandIo): Pro
     if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
     const apiRaw = flags.get("api");
     if (apiRaw !== "v2" && apiRaw !== "v2alpha1" && apiRaw !== "v1beta1") {
-      throw new UsageError(`invalid -api "${apiRaw}": v2, v2alpha1 or v1beta1`);
+      throw new UsageError(`invalid --api "${apiRaw}": v2, v2alpha1 or v1beta1`);
     }
     api = apiRaw;
     client = createKmsClient({
@@ -135,7 +141,15 @@ export async function clientCommand(argv: readonly string[], io: CommandIo): Pro
   }
   try {
     if (action === "status") {
-      io.out(JSON.stringify(await client.status(api)));
+      const status = await client.status(api);
+      io.out(JSON.stringify(status));
+      // What kube-apiserver requires of Status before it uses the plugin: a smoke test must fail too.
+      if ("healthz" in status && (status.healthz !== "ok" || status.keyId === "")) {
+        io.err(
+          `keyvault-kms client: status: the plugin answers but is not healthy (healthz ${JSON.stringify(status.healthz)}${status.keyId === "" ? ", no key_id" : ""}): kube-apiserver will not use it; see its log or /readyz`,
+        );
+        return exitCodes.failed;
+      }
     } else if (action === "encrypt") {
       const b64 = flags.get("plaintext-base64");
       const plaintext =

@@ -1,6 +1,13 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
-import { parseConfig, parseFlags, parseUint, UsageError, type FlagSpec } from "../config/index.js";
+import {
+  flagUsage,
+  parseConfig,
+  parseFlags,
+  parseUint,
+  UsageError,
+  type FlagSpec,
+} from "../config/index.js";
 import type { Emulator } from "../emulator/index.js";
 import { createLogger } from "../log/index.js";
 import { contractLine, startEmulatorFrom } from "./emulator.js";
@@ -29,6 +36,16 @@ export const devFlags: readonly FlagSpec[] = [
   },
   { name: "v", kind: "uint", default: "2", help: "log verbosity" },
 ];
+
+export function devUsage(): string {
+  return (
+    "Usage: keyvault-kms dev [flags]\n\n" +
+    "Runs the plugin against the embedded Key Vault emulator in one process (what npm start runs):\n" +
+    "the emulator's state and the socket live under the current directory. Stops on SIGTERM or\n" +
+    "SIGINT.\n\n" +
+    `Flags:\n${flagUsage(devFlags)}\n`
+  );
+}
 
 const keyName = "kms-kek";
 
@@ -87,12 +104,12 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
       metricsAddr,
       "--healthz-port",
       String(healthzPort),
-      "-v",
+      "--v",
       String(verbosity),
     ],
     { ...io.env, ...contract.serveEnv },
   );
-  const logger = createLogger({ verbosity, fd: 2 });
+  const logger = createLogger({ verbosity });
   let plugin;
   try {
     plugin = await startPlugin(config, logger);

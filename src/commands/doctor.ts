@@ -4,10 +4,10 @@
  */
 import {
   parseConfig,
+  flagUsage,
   parseFlags,
   parseServeSwitches,
   serveFlags,
-  serveUsage,
   UsageError,
   type Config,
 } from "../config/index.js";
@@ -56,13 +56,13 @@ const prerequisite: Readonly<Record<CheckName, CheckName | undefined>> = {
   "key-expiry": "key",
 };
 
-function usage(): string {
+export function doctorUsage(): string {
   return (
-    "Usage: keyvault-kms doctor [serve flags]\n\n" +
+    "Usage: keyvault-kms doctor [serve's flags]\n\n" +
     "Checks the configuration serve would run with: config, socket path, token, key, a wrap/unwrap\n" +
     "round trip, clock skew and key expiry. Exit code 0 when every check passes (warnings\n" +
     "included), 1 when one fails, 2 for a command line that cannot be parsed.\n\n" +
-    serveUsage()
+    `Flags (serve's):\n${flagUsage(serveFlags)}\n`
   );
 }
 
@@ -105,7 +105,7 @@ export async function doctorCommand(argv: readonly string[], io: CommandIo): Pro
   try {
     const switches = parseServeSwitches(argv);
     if (switches.help) {
-      io.out(usage());
+      io.out(doctorUsage());
       return exitCodes.ok;
     }
     if (switches.version) {

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { parseFlags, parseUint, UsageError, type FlagSpec } from "../config/index.js";
+import { flagUsage, parseFlags, parseUint, UsageError, type FlagSpec } from "../config/index.js";
 import {
   createEmulator,
   parseKeyPermissions,
@@ -43,6 +43,16 @@ export const emulatorFlags: readonly FlagSpec[] = [
   },
 ];
 
+export function emulatorUsage(): string {
+  return (
+    "Usage: keyvault-kms emulator --state-dir DIR [flags]\n\n" +
+    "Runs the Key Vault + Entra ID emulator alone, on 127.0.0.1 over HTTPS with its own CA, for\n" +
+    "tests and demos (never for production). It prints one JSON line with what serve needs\n" +
+    "(vaultUrl, serveArgs, serveEnv, caFile) and runs until SIGTERM or SIGINT.\n\n" +
+    `Flags:\n${flagUsage(emulatorFlags)}\n`
+  );
+}
+
 export interface EmulatorSettings {
   readonly stateDir: string;
   readonly port: number;
@@ -58,20 +68,20 @@ export function parseEmulatorFlags(argv: readonly string[], cwd: string): Emulat
   if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
   const get = (name: string) => flags.get(name);
   const stateDir = get("state-dir");
-  if (stateDir === "") throw new UsageError("-state-dir is required");
+  if (stateDir === "") throw new UsageError("--state-dir is required");
   const port = parseUint("port", get("port"), 65535);
   const kty = get("key-type");
   if (kty !== "RSA" && kty !== "RSA-HSM" && kty !== "oct-HSM") {
-    throw new UsageError(`invalid -key-type "${kty}": RSA, RSA-HSM or oct-HSM`);
+    throw new UsageError(`invalid --key-type "${kty}": RSA, RSA-HSM or oct-HSM`);
   }
   const size = parseUint("key-size", get("key-size"));
   const sizes = kty === "oct-HSM" ? [256] : [2048, 3072, 4096];
   const effectiveSize = kty === "oct-HSM" && !flags.values.has("key-size") ? 256 : size;
   if (!sizes.includes(effectiveSize)) {
-    throw new UsageError(`invalid -key-size ${size} for ${kty}: ${sizes.join(", ")}`);
+    throw new UsageError(`invalid --key-size ${size} for ${kty}: ${sizes.join(", ")}`);
   }
   const name = get("key-name");
-  if (!/^[0-9a-zA-Z-]{1,127}$/.test(name)) throw new UsageError(`invalid -key-name "${name}"`);
+  if (!/^[0-9a-zA-Z-]{1,127}$/.test(name)) throw new UsageError(`invalid --key-name "${name}"`);
   const list = (flag: string) =>
     get(flag)
       .split(",")
@@ -81,7 +91,7 @@ export function parseEmulatorFlags(argv: readonly string[], cwd: string): Emulat
   try {
     parseKeyPermissions(keyPermissions);
   } catch (err) {
-    throw new UsageError(`invalid -key-permissions: ${(err as Error).message}`);
+    throw new UsageError(`invalid --key-permissions: ${(err as Error).message}`);
   }
   return {
     stateDir: resolve(cwd, stateDir),

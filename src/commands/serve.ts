@@ -12,8 +12,8 @@ import { exitCodes, untilAborted, type CommandIo } from "./io.js";
 import { startPlugin } from "./plugin.js";
 
 /** Runs the plugin with a parsed config until `io.stop` fires. */
-export async function runServe(config: Config, io: CommandIo, fd = 1): Promise<number> {
-  const logger = createLogger({ verbosity: config.verbosity, fd });
+export async function runServe(config: Config, io: CommandIo): Promise<number> {
+  const logger = createLogger({ verbosity: config.verbosity });
   let plugin;
   try {
     plugin = await startPlugin(config, logger);

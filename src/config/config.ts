@@ -7,6 +7,7 @@ import { CloudError, resolveCloud, type Cloud } from "./clouds.js";
 import {
   parseBool,
   parseDuration,
+  flagUsage,
   parseFlags,
   parseIntFlag,
   parseUint,
@@ -168,7 +169,7 @@ export const serveFlags: readonly FlagSpec[] = [
     name: "configFilePath",
     kind: "string",
     default: "/etc/kubernetes/azure.json",
-    help: "deprecated and ignored, as in the Go plugin (a warning is logged); use -config-file-path",
+    help: "deprecated and ignored, as in the Go plugin (a warning is logged); use --config-file-path",
   },
   {
     name: "ca-file",
@@ -241,7 +242,7 @@ export const serveFlags: readonly FlagSpec[] = [
     name: "healthz-port",
     kind: "uint",
     default: "8787",
-    help: "health port (the Go plugin's): /livez, /readyz and -healthz-path, never a Key Vault call (0: a free port)",
+    help: "health port (the Go plugin's): /livez, /readyz and --healthz-path, never a Key Vault call (0: a free port)",
   },
   {
     name: "healthz-path",
@@ -259,15 +260,15 @@ export const serveFlags: readonly FlagSpec[] = [
     name: "proxy-mode",
     kind: "bool",
     default: "false",
-    help: "send Key Vault and Entra ID calls over plain HTTP to -proxy-address:-proxy-port with the x-azure-proxy-target header (the Go plugin's AKS proxy mode)",
+    help: "send Key Vault and Entra ID calls over plain HTTP to --proxy-address:--proxy-port with the x-azure-proxy-target header (the Go plugin's AKS proxy mode)",
   },
   {
     name: "proxy-address",
     kind: "string",
     default: "",
-    help: "proxy host for -proxy-mode",
+    help: "proxy host for --proxy-mode",
   },
-  { name: "proxy-port", kind: "int", default: "7788", help: "proxy port for -proxy-mode" },
+  { name: "proxy-port", kind: "int", default: "7788", help: "proxy port for --proxy-mode" },
   {
     name: "v",
     kind: "uint",
@@ -310,25 +311,25 @@ function vaultFrom(
   cloud: Cloud,
 ): { vaultUrl: string; vaultHost: string; goVaultUrl: string } {
   if (name !== "" && url !== "") {
-    throw new UsageError("give either -keyvault-name or -keyvault-url, not both");
+    throw new UsageError("give either --keyvault-name or --keyvault-url, not both");
   }
   if (url !== "") {
     let parsed: URL;
     try {
       parsed = new URL(url);
     } catch {
-      throw new UsageError(`invalid -keyvault-url "${url}"`);
+      throw new UsageError(`invalid --keyvault-url "${url}"`);
     }
-    if (parsed.protocol !== "https:") throw new UsageError("-keyvault-url must use https://");
+    if (parsed.protocol !== "https:") throw new UsageError("--keyvault-url must use https://");
     if (
       (parsed.pathname !== "/" && parsed.pathname !== "") ||
       parsed.search !== "" ||
       parsed.hash !== ""
     ) {
-      throw new UsageError("-keyvault-url must be the vault's base URL, with no path or query");
+      throw new UsageError("--keyvault-url must be the vault's base URL, with no path or query");
     }
     if (parsed.username !== "" || parsed.password !== "") {
-      throw new UsageError("-keyvault-url must not carry credentials");
+      throw new UsageError("--keyvault-url must not carry credentials");
     }
     return {
       vaultUrl: parsed.origin,
@@ -336,15 +337,15 @@ function vaultFrom(
       goVaultUrl: `${parsed.origin}/`,
     };
   }
-  if (name === "") throw new UsageError("-keyvault-name (or -keyvault-url) is required");
+  if (name === "") throw new UsageError("--keyvault-name (or --keyvault-url) is required");
   if (!/^[-A-Za-z0-9]{3,24}$/.test(name)) {
-    throw new UsageError(`invalid -keyvault-name "${name}": 3-24 letters, digits and dashes`);
+    throw new UsageError(`invalid --keyvault-name "${name}": 3-24 letters, digits and dashes`);
   }
   const suffix = managedHsm ? cloud.managedHsmSuffix : cloud.keyVaultSuffix;
   if (suffix === undefined) {
     throw new UsageError(
-      `-managed-hsm: Managed HSM is not available in ${cloud.name} (no Managed HSM DNS suffix is ` +
-        `documented for it); use a Key Vault key, or give the HSM's URL with -keyvault-url`,
+      `--managed-hsm: Managed HSM is not available in ${cloud.name} (no Managed HSM DNS suffix is ` +
+        `documented for it); use a Key Vault key, or give the HSM's URL with --keyvault-url`,
     );
   }
   const host = `${name}.${suffix}`.toLowerCase();
@@ -491,35 +492,35 @@ export async function parseConfig(
 
   const socketModeRaw = get("socket-mode");
   if (!/^0?[0-7]{3}$/.test(socketModeRaw)) {
-    throw new UsageError(`invalid -socket-mode "${socketModeRaw}": octal like 0600`);
+    throw new UsageError(`invalid --socket-mode "${socketModeRaw}": octal like 0600`);
   }
   const statusVersion = get("status-version");
   if (statusVersion !== "v2" && statusVersion !== "v2beta1") {
-    throw new UsageError(`invalid -status-version "${statusVersion}": v2 or v2beta1`);
+    throw new UsageError(`invalid --status-version "${statusVersion}": v2 or v2beta1`);
   }
   const maxConnections = parseUint("max-connections", get("max-connections"), 100_000);
-  if (maxConnections < 1) throw new UsageError("-max-connections must be at least 1");
+  if (maxConnections < 1) throw new UsageError("--max-connections must be at least 1");
   const cacheSize = parseUint("cache-size", get("cache-size"), 1_000_000);
-  if (cacheSize < 1) throw new UsageError("-cache-size must be at least 1");
+  if (cacheSize < 1) throw new UsageError("--cache-size must be at least 1");
   const rotationPollIntervalMs = parseDuration(
     "rotation-poll-interval",
     get("rotation-poll-interval"),
   );
   if (rotationPollIntervalMs < 100 || rotationPollIntervalMs > 86_400_000) {
-    throw new UsageError("-rotation-poll-interval must be between 100ms and 24h");
+    throw new UsageError("--rotation-poll-interval must be between 100ms and 24h");
   }
   const seedMaxAgeMs = parseDuration("seed-max-age", get("seed-max-age"));
   if (seedMaxAgeMs < 1000 || seedMaxAgeMs > 365 * 86_400_000) {
-    throw new UsageError("-seed-max-age must be between 1s and 365d");
+    throw new UsageError("--seed-max-age must be between 1s and 365d");
   }
   const keyName = sanitize(get("key-name"));
-  if (keyName === "") throw new UsageError("-key-name is required");
+  if (keyName === "") throw new UsageError("--key-name is required");
   if (!/^[0-9a-zA-Z-]{1,127}$/.test(keyName)) {
-    throw new UsageError(`invalid -key-name "${keyName}": 1-127 letters, digits and dashes`);
+    throw new UsageError(`invalid --key-name "${keyName}": 1-127 letters, digits and dashes`);
   }
   const keyVersion = sanitize(get("key-version"));
   if (keyVersion !== "" && !/^[0-9a-zA-Z]{1,64}$/.test(keyVersion)) {
-    throw new UsageError(`invalid -key-version "${keyVersion}"`);
+    throw new UsageError(`invalid --key-version "${keyVersion}"`);
   }
   const managedHsm = parseBool("managed-hsm", get("managed-hsm"));
   const configFilePath = get("config-file-path");
@@ -539,12 +540,12 @@ export async function parseConfig(
     get("keyvault-breaker-cooldown"),
   );
   if (keyVaultBreakerCoolDownMs < 10 || keyVaultBreakerCoolDownMs > 600_000) {
-    throw new UsageError("-keyvault-breaker-cooldown must be between 10ms and 10m");
+    throw new UsageError("--keyvault-breaker-cooldown must be between 10ms and 10m");
   }
   const keyVaultApiVersion = get("keyvault-api-version").trim();
   if (keyVaultApiVersion !== "" && !isApiVersion(keyVaultApiVersion)) {
     throw new UsageError(
-      `invalid -keyvault-api-version "${keyVaultApiVersion}": a Key Vault REST version such as 7.1, 7.4 or 2025-07-01`,
+      `invalid --keyvault-api-version "${keyVaultApiVersion}": a Key Vault REST version such as 7.1, 7.4 or 2025-07-01`,
     );
   }
   let metricsAddress: HttpAddress;
@@ -557,7 +558,7 @@ export async function parseConfig(
   const warnings: string[] = [];
   if (flags.values.has("configFilePath")) {
     warnings.push(
-      `-configFilePath is deprecated and ignored (as in the Go plugin); azure.json is read from -config-file-path (${configFilePath})`,
+      `--configFilePath is deprecated and ignored (as in the Go plugin); azure.json is read from --config-file-path (${configFilePath})`,
     );
   }
   const healthzHost = get("healthz-addr")
@@ -565,31 +566,37 @@ export async function parseConfig(
     .replace(/^\[(.*)\]$/, "$1");
   if (isIP(healthzHost) === 0) {
     throw new UsageError(
-      `invalid -healthz-addr "${get("healthz-addr")}": an IP address such as 127.0.0.1, 0.0.0.0 or ::`,
+      `invalid --healthz-addr "${get("healthz-addr")}": an IP address such as 127.0.0.1, 0.0.0.0 or ::`,
     );
   }
   const healthzPort = parseUint("healthz-port", get("healthz-port"), 65535);
   const healthzPath = get("healthz-path");
   if (!healthzPath.startsWith("/") || /[\s?#]/.test(healthzPath)) {
-    throw new UsageError(`invalid -healthz-path "${healthzPath}": a path such as /healthz`);
+    throw new UsageError(`invalid --healthz-path "${healthzPath}": a path such as /healthz`);
   }
   const healthzTimeoutMs = parseDuration("healthz-timeout", get("healthz-timeout"));
-  if (healthzTimeoutMs <= 0) throw new UsageError("-healthz-timeout must be more than 0");
+  if (healthzTimeoutMs <= 0) throw new UsageError("--healthz-timeout must be more than 0");
   // The Go plugin compares case-insensitively and refuses anything else at start-up.
   const metricsBackend = get("metrics-backend");
   if (metricsBackend.trim().toLowerCase() !== "prometheus") {
-    throw new UsageError(`unsupported -metrics-backend "${metricsBackend}": only prometheus`);
+    throw new UsageError(`unsupported --metrics-backend "${metricsBackend}": only prometheus`);
   }
   const proxyMode = parseBool("proxy-mode", get("proxy-mode"));
   const proxyAddress = get("proxy-address").trim();
   const proxyPort = parseIntFlag("proxy-port", get("proxy-port"), 1, 65535);
   if (proxyMode) validateProxyAddress(proxyAddress);
 
+  // The Go plugin ignores --configFilePath too, silently; say so where it matters.
+  const ignored = flags.values.get("configFilePath");
+  const ignoredHint =
+    ignored !== undefined && !flags.values.has("config-file-path")
+      ? ` (--configFilePath=${ignored} is ignored, as by the Go plugin: give --config-file-path=${ignored})`
+      : "";
   let azureJson: AzureJson;
   try {
     azureJson = await readAzureJson(configFilePath);
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(`${(err as Error).message}${ignoredHint}`);
   }
   let cloud: Cloud;
   try {
@@ -611,16 +618,26 @@ export async function parseConfig(
       caPem = await readFile(caFile, "utf8");
     } catch (err) {
       throw new UsageError(
-        `cannot read -ca-file ${caFile} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+        `cannot read --ca-file ${caFile} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
       );
     }
     if (!caPem.includes("-----BEGIN CERTIFICATE-----")) {
-      throw new UsageError(`-ca-file ${caFile} holds no PEM certificate`);
+      throw new UsageError(`--ca-file ${caFile} holds no PEM certificate`);
     }
   }
   const authorityHost = (env["AZURE_AUTHORITY_HOST"] ?? "").trim() || cloud.authorityHost;
   if (!authorityHost.startsWith("https://")) {
     throw new UsageError("AZURE_AUTHORITY_HOST must use https://");
+  }
+
+  let identity: ReturnType<typeof identityFrom>;
+  try {
+    identity = identityFrom(azureJson, configFilePath, env);
+  } catch (err) {
+    if (err instanceof UsageError && ignoredHint !== "") {
+      throw new UsageError(`${err.message}${ignoredHint}`);
+    }
+    throw err;
   }
 
   return Object.freeze({
@@ -657,18 +674,18 @@ export async function parseConfig(
     warnings: Object.freeze(warnings),
     cloud,
     authorityHost,
-    identity: Object.freeze(identityFrom(azureJson, configFilePath, env)),
+    identity: Object.freeze(identity),
   });
 }
 
-/** `-proxy-address` is a bare host (name, IPv4 or IPv6): the Go plugin pastes it into a URL. */
+/** `--proxy-address` is a bare host (name, IPv4 or IPv6): the Go plugin pastes it into a URL. */
 function validateProxyAddress(address: string): void {
-  if (address === "") throw new UsageError("-proxy-mode needs -proxy-address");
+  if (address === "") throw new UsageError("--proxy-mode needs --proxy-address");
   const bare = address.replace(/^\[(.*)\]$/, "$1");
   const isIpv6 = bare.includes(":") && /^[0-9a-fA-F:.]+$/.test(bare);
   if (!isIpv6 && !/^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/.test(bare)) {
     throw new UsageError(
-      `invalid -proxy-address "${address}": a host name or IP address, without scheme or port`,
+      `invalid --proxy-address "${address}": a host name or IP address, without scheme or port`,
     );
   }
 }
@@ -713,9 +730,10 @@ export function describeConfig(config: Config): Record<string, unknown> {
 
 /** `--help` text, generated from the same table the parser uses. */
 export function serveUsage(): string {
-  const lines = serveFlags.map((s) => {
-    const def = s.default === "" ? "" : ` (default ${s.default})`;
-    return `  -${s.name}${s.kind === "bool" ? "" : " value"}\n        ${s.help}${def}`;
-  });
-  return `Usage: keyvault-kms [serve] [flags]\n\nFlags:\n${lines.join("\n")}\n`;
+  return (
+    "Usage: keyvault-kms [serve] [flags]\n\n" +
+    "Serves the KMS socket for kube-apiserver, sealing its keys under Azure Key Vault. Every flag of\n" +
+    "the Go plugin (Azure/kubernetes-kms) works, with one dash or two.\n\n" +
+    `Flags:\n${flagUsage(serveFlags)}\n`
+  );
 }

@@ -47,7 +47,7 @@ export function parseFlags(
     const eq = body.indexOf("=");
     const name = eq === -1 ? body : body.slice(0, eq);
     const spec = byName.get(name);
-    if (spec === undefined) throw new UsageError(`unknown flag: -${name}`);
+    if (spec === undefined) throw new UsageError(`unknown flag: --${name}`);
     let value: string;
     if (eq !== -1) {
       value = body.slice(eq + 1);
@@ -55,7 +55,7 @@ export function parseFlags(
       value = "true";
     } else {
       const next = argv[i + 1];
-      if (next === undefined) throw new UsageError(`flag needs an argument: -${name}`);
+      if (next === undefined) throw new UsageError(`flag needs an argument: --${name}`);
       value = next;
       i++;
     }
@@ -78,24 +78,24 @@ export function parseFlags(
 export function parseBool(name: string, raw: string): boolean {
   if (["1", "t", "T", "true", "TRUE", "True"].includes(raw)) return true;
   if (["0", "f", "F", "false", "FALSE", "False"].includes(raw)) return false;
-  throw new UsageError(`invalid boolean value "${raw}" for flag -${name}`);
+  throw new UsageError(`invalid boolean value "${raw}" for flag --${name}`);
 }
 
 export function parseUint(name: string, raw: string, max = Number.MAX_SAFE_INTEGER): number {
   if (!/^\d+$/.test(raw))
-    throw new UsageError(`invalid value "${raw}" for flag -${name}: not a whole number`);
+    throw new UsageError(`invalid value "${raw}" for flag --${name}: not a whole number`);
   const n = Number(raw);
-  if (n > max) throw new UsageError(`invalid value "${raw}" for flag -${name}: at most ${max}`);
+  if (n > max) throw new UsageError(`invalid value "${raw}" for flag --${name}: at most ${max}`);
   return n;
 }
 
-/** Go `int` flags (e.g. -proxy-port): an optional minus sign, then digits, within [min, max]. */
+/** Go `int` flags (e.g. --proxy-port): an optional minus sign, then digits, within [min, max]. */
 export function parseIntFlag(name: string, raw: string, min: number, max: number): number {
   if (!/^-?\d+$/.test(raw))
-    throw new UsageError(`invalid value "${raw}" for flag -${name}: not a whole number`);
+    throw new UsageError(`invalid value "${raw}" for flag --${name}: not a whole number`);
   const n = Number(raw);
   if (n < min || n > max) {
-    throw new UsageError(`invalid value "${raw}" for flag -${name}: between ${min} and ${max}`);
+    throw new UsageError(`invalid value "${raw}" for flag --${name}: between ${min} and ${max}`);
   }
   return n;
 }
@@ -108,7 +108,7 @@ export function parseDuration(name: string, raw: string): number {
   const re = new RegExp(`^(?:(\\d+(?:\\.\\d+)?)(${units}))+$`);
   if (raw === "0") return 0;
   if (!re.test(raw))
-    throw new UsageError(`invalid duration "${raw}" for flag -${name} (e.g. 30s, 5m, 7d)`);
+    throw new UsageError(`invalid duration "${raw}" for flag --${name} (e.g. 30s, 5m, 7d)`);
   let total = 0;
   for (const m of raw.matchAll(new RegExp(`(\\d+(?:\\.\\d+)?)(${units})`, "g"))) {
     const unit = m[2] ?? "";
@@ -123,4 +123,41 @@ export function sanitize(raw: string): string {
     .trim()
     .replace(/^"+|"+$/g, "")
     .trim();
+}
+
+/** The flag list of a command's help, from the table its parser uses. */
+export function flagUsage(specs: readonly FlagSpec[]): string {
+  return specs
+    .map((s) => {
+      const def = s.default === "" ? "" : ` (default ${s.default})`;
+      return `  --${s.name}${s.kind === "bool" ? "" : " value"}\n        ${s.help}${def}`;
+    })
+    .join("\n");
+}
+
+/**
+ * Whether a command line asks for help (`-h`, `-help`, `--help`, `--help=true`), read as the
+ * parser reads it: a value of a flag, or a word after `--`, is not a request for help.
+ */
+export function asksForHelp(argv: readonly string[], specs: readonly FlagSpec[]): boolean {
+  const takesValue = new Set(specs.filter((s) => s.kind !== "bool").map((s) => s.name));
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i] ?? "";
+    if (word === "--") return false;
+    if (!word.startsWith("-") || word === "-") continue;
+    const body = word.replace(/^--?/, "");
+    const eq = body.indexOf("=");
+    const name = eq === -1 ? body : body.slice(0, eq);
+    if (name === "h" || name === "help") {
+      if (eq === -1) return true;
+      try {
+        if (parseBool(name, body.slice(eq + 1))) return true;
+      } catch {
+        // Not a boolean: the command's own parser reports it.
+      }
+      continue;
+    }
+    if (eq === -1 && takesValue.has(name)) i++;
+  }
+  return false;
 }

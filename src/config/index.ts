@@ -6,6 +6,14 @@ export {
   serveFlags,
 } from "./config.js";
 export type { Config, Identity, StatusVersion } from "./config.js";
-export { UsageError, parseFlags, parseDuration, parseUint, parseBool } from "./flags.js";
+export {
+  UsageError,
+  asksForHelp,
+  flagUsage,
+  parseFlags,
+  parseDuration,
+  parseUint,
+  parseBool,
+} from "./flags.js";
 export type { FlagSpec, ParsedFlags } from "./flags.js";
 export { cloudByName } from "./clouds.js";

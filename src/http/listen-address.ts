@@ -15,7 +15,7 @@ export function parseHttpAddress(flag: string, raw: string): HttpAddress {
   const port = m === null ? NaN : Number(m[2]);
   if (m === null || port > 65535) {
     throw new HttpAddressError(
-      `invalid -${flag} "${raw}": a port (8095) or host:port (127.0.0.1:8095)`,
+      `invalid --${flag} "${raw}": a port (8095) or host:port (127.0.0.1:8095)`,
     );
   }
   const host = m[1] === undefined || m[1] === "" ? undefined : m[1].replace(/^\[|\]$/g, "");

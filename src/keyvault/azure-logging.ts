@@ -14,7 +14,7 @@ export interface AzureLogSink {
   warn(obj: object, msg?: string): void;
 }
 
-/** The SDK level for the Go plugin's `-v`: its verbose output (every header) only from -v=6. */
+/** The SDK level for the Go plugin's `--v`: its verbose output (every header) only from --v=6. */
 export function azureLogLevelFromVerbosity(v: number): AzureLogLevel | undefined {
   if (v >= 6) return "verbose";
   if (v >= 4) return "info";

@@ -5,6 +5,7 @@ import {
 } from "@azure/identity";
 import { KmsError } from "../kms/errors.js";
 import { IdentitySetupError } from "./client-certificate.js";
+import { untrustedCertificate } from "./tls-trust.js";
 import { TokenEndpointError, tokenOutage } from "./token-endpoint.js";
 
 /** What a Key Vault failure looks like through @azure/core-rest-pipeline, read by shape. */
@@ -53,6 +54,18 @@ export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
   // conflicting environment): the operator must fix the setup, and the message says what.
   if (err instanceof IdentitySetupError) {
     return new KmsError("UNAUTHENTICATED", `${what}: ${err.message}`, { cause: err });
+  }
+  // Checked first: the identity library and the pipeline wrap it in several ways, and each would
+  // otherwise read as a generic outage ("no credential could get a token").
+  const untrusted = untrustedCertificate(err);
+  if (untrusted !== undefined) {
+    const of = untrusted.host === undefined ? "the server" : untrusted.host;
+    return new KmsError(
+      "UNAVAILABLE",
+      `${what}: the TLS certificate of ${of} is not trusted (${untrusted.code}); give --ca-file ` +
+        "with the CA that signed it (a private CA, or the TLS-inspecting proxy's CA)",
+      { cause: err },
+    );
   }
   // The token endpoint's own trouble (no answer, timeout, 5xx, not OAuth) is an outage, whatever
   // error class the SDK used for it (token-endpoint.ts).

@@ -20,6 +20,19 @@ export function revokedVersionError(
   );
 }
 
+/**
+ * Status and Encrypt while Key Vault knows no version of the key at all (KeyNotFound) and this
+ * plugin never saw one: most often a misspelt name, since a key deleted under the plugin is
+ * reported as deleted, by version.
+ */
+export function keyNotFoundError(keyName: string): KmsError {
+  return new KmsError(
+    "FAILED_PRECONDITION",
+    `key ${keyName} not found in Key Vault: check --key-name and the vault (--keyvault-name or ` +
+      "--keyvault-url), or recover the key if it was deleted (new writes fail until then)",
+  );
+}
+
 /** Status and Encrypt while Key Vault says no version of the key may be used. */
 export function noUsableVersionError(
   keyName: string,

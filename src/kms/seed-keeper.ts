@@ -7,7 +7,12 @@ import type { KeyAllowlist } from "./allowlist.js";
 import { KmsError, toKmsError } from "./errors.js";
 import type { KeyReference, KeyState, KeyWrapper, RevocationReason } from "./key-wrapper.js";
 import { notify, type KmsObserver } from "./observer.js";
-import { noUsableSeedError, noUsableVersionError, revokedVersionError } from "./revocation.js";
+import {
+  keyNotFoundError,
+  noUsableSeedError,
+  noUsableVersionError,
+  revokedVersionError,
+} from "./revocation.js";
 import { createSeed, reproveUnwrap, type Seed } from "./seed.js";
 import { SeedCache } from "./seed-cache.js";
 
@@ -440,11 +445,16 @@ export class SeedKeeper {
   }
 
   #noUsable(): KmsError {
-    return noUsableVersionError(this.#keyName, this.#lastRevoked());
+    const last = this.#lastRevoked();
+    if (last === undefined && this.#state?.versions.length === 0) {
+      return keyNotFoundError(this.#keyName);
+    }
+    return noUsableVersionError(this.#keyName, last);
   }
 
   #notReadyBecause(what: string, error: KmsError): KmsError {
-    if (!this.#served && !this.#closed) this.#notReady = `not ready: ${what} (${error.code})`;
+    if (!this.#served && !this.#closed)
+      this.#notReady = `not ready: ${what} (${error.code}: ${error.message})`;
     return error;
   }
 

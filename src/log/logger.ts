@@ -15,18 +15,18 @@ export interface Logger {
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
 
 export interface LoggerOptions {
-  /** The Go plugin's `-v`. */
+  /** The Go plugin's `--v`. */
   readonly verbosity: number;
-  /** File descriptor to write JSON lines to: 1 (stdout) by default, 2 where stdout is a contract. */
+  /** File descriptor to write JSON lines to: 2 (stderr); stdout carries only a command's output. */
   readonly fd?: number;
   /** Tests: a stream to write to instead of `fd` (e.g. to search the output for secrets). */
   readonly destination?: NodeJS.WritableStream;
 }
 
 /**
- * The Go plugin's `-v` (mlog: 0 warning/error, 2 info, 4 debug, 6 trace). Debug and trace match.
+ * The Go plugin's `--v` (mlog: 0 warning/error, 2 info, 4 debug, 6 trace). Debug and trace match.
  * Our info level holds only start-up, key and shutdown events, the class the Go plugin logs with
- * mlog.Always at every level, so info shows from -v=0; nothing per request is logged at info.
+ * mlog.Always at every level, so info shows from --v=0; nothing per request is logged at info.
  */
 export function levelFromVerbosity(v: number): "info" | "debug" | "trace" {
   if (v >= 6) return "trace";
@@ -60,17 +60,83 @@ const redactPaths = [
   "*.ciphertext",
 ];
 
+/**
+ * Errors an operator fixes (a missing directory, a refused permission, a Key Vault answer) log
+ * their message and code without a JavaScript stack: the stack says nothing they can act on.
+ * Bugs (INTERNAL, UNKNOWN, or an error with no code) keep it, for the report.
+ */
+function serializeError(err: unknown): unknown {
+  const out = pino.stdSerializers.err(err as Error) as Record<string, unknown>;
+  const { code, name } = (err ?? {}) as { code?: unknown; name?: unknown };
+  const coded = typeof code === "string" && code !== "INTERNAL" && code !== "UNKNOWN";
+  if (coded || (typeof name === "string" && operatorErrors.has(name))) delete out["stack"];
+  return out;
+}
+
+/** The plugin's errors about its configuration and surroundings, each with its fix. */
+const operatorErrors: ReadonlySet<string> = new Set([
+  "AzureJsonError",
+  "ClientCertificateError",
+  "CloudError",
+  "HttpAddressError",
+  "IdentitySetupError",
+  "ListenAddressError",
+  "TokenEndpointError",
+  "UsageError",
+]);
+
+/**
+ * Each line names one `component`: a child given its own replaces its parent's instead of adding
+ * a second key (pino would write both).
+ */
+class ComponentLogger implements Logger {
+  readonly #line: PinoLogger;
+
+  constructor(
+    private readonly base: PinoLogger,
+    private readonly component: string,
+  ) {
+    this.#line = base.child({ component });
+  }
+
+  trace(obj: object, msg?: string): void {
+    this.#line.trace(obj, msg);
+  }
+  debug(obj: object, msg?: string): void {
+    this.#line.debug(obj, msg);
+  }
+  info(obj: object, msg?: string): void {
+    this.#line.info(obj, msg);
+  }
+  warn(obj: object, msg?: string): void {
+    this.#line.warn(obj, msg);
+  }
+  error(obj: object, msg?: string): void {
+    this.#line.error(obj, msg);
+  }
+  isLevelEnabled(level: LogLevel): boolean {
+    return this.#line.isLevelEnabled(level);
+  }
+
+  child(bindings: Record<string, unknown>): Logger {
+    const { component, ...rest } = bindings;
+    const base = Object.keys(rest).length === 0 ? this.base : this.base.child(rest);
+    return new ComponentLogger(base, typeof component === "string" ? component : this.component);
+  }
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   const root: PinoLogger = pino(
     {
       level: levelFromVerbosity(options.verbosity),
-      base: { component: "keyvault-kms" },
+      base: {},
       redact: { paths: redactPaths, censor: "[redacted]" },
+      serializers: { err: serializeError },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    options.destination ?? pino.destination({ fd: options.fd ?? 1, sync: true }),
+    options.destination ?? pino.destination({ fd: options.fd ?? 2, sync: true }),
   );
-  return root;
+  return new ComponentLogger(root, "keyvault-kms");
 }
 
 /** For tests and library use: drops everything. */

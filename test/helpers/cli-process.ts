@@ -35,50 +35,57 @@ export interface CliProcess {
   readonly child: ChildProcessWithoutNullStreams;
   stdout(): string;
   stderr(): string;
-  /** Resolves with stdout once `predicate` holds for it. */
+  /** Resolves with stdout (a command's output) once `predicate` holds for it. */
   waitForStdout(predicate: (out: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** Resolves with stderr (the log, one JSON object per line) once `predicate` holds for it. */
+  waitForStderr(predicate: (err: string) => boolean, timeoutMs?: number): Promise<string>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env } });
-  let out = "";
-  let err = "";
+  const text = { stdout: "", stderr: "" };
   const waiters = new Set<() => void>();
   const exited = once(child, "close") as Promise<[number | null]>;
-  child.stdout.on("data", (d: Buffer) => {
-    out += d.toString();
-    for (const w of waiters) w();
-  });
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  for (const stream of ["stdout", "stderr"] as const) {
+    child[stream].on("data", (d: Buffer) => {
+      text[stream] += d.toString();
+      for (const w of waiters) w();
+    });
+  }
+  const waitFor = (
+    stream: "stdout" | "stderr",
+    predicate: (s: string) => boolean,
+    timeoutMs: number,
+  ): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        if (predicate(text[stream])) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(text[stream]);
+        }
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`timed out; stdout: ${text.stdout}\nstderr: ${text.stderr}`));
+      }, timeoutMs);
+      void exited.then(() => {
+        if (!predicate(text[stream])) {
+          clearTimeout(timer);
+          reject(new Error(`exited early; stdout: ${text.stdout}\nstderr: ${text.stderr}`));
+        }
+      });
+      waiters.add(check);
+      check();
+    });
   return {
     child,
-    stdout: () => out,
-    stderr: () => err,
-    waitForStdout(predicate, timeoutMs = 20_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (predicate(out)) {
-            waiters.delete(check);
-            clearTimeout(timer);
-            resolve(out);
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out; stdout: ${out}\nstderr: ${err}`));
-        }, timeoutMs);
-        void exited.then(() => {
-          if (!predicate(out)) {
-            clearTimeout(timer);
-            reject(new Error(`exited early; stdout: ${out}\nstderr: ${err}`));
-          }
-        });
-        waiters.add(check);
-        check();
-      });
-    },
+    stdout: () => text.stdout,
+    stderr: () => text.stderr,
+    waitForStdout: (predicate, timeoutMs = 20_000) => waitFor("stdout", predicate, timeoutMs),
+    waitForStderr: (predicate, timeoutMs = 20_000) => waitFor("stderr", predicate, timeoutMs),
     async stop(signal = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const [code] = await exited;

@@ -17,6 +17,7 @@ import { appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
+import { report } from "./report.js";
 
 /** Sum of `quickRuns` over every unit property (kept in sync by the tests themselves). */
 export const QUICK_TOTAL = 11_600;
@@ -79,7 +80,7 @@ export async function checkProperty<Ts>(
       seed,
       ms: Date.now() - started,
     };
-    console.log(`fuzz ${JSON.stringify(line)}`);
+    report(`fuzz ${JSON.stringify(line)}`);
     appendFileSync(
       process.env["FUZZ_LOG"] ?? join(tmpdir(), "fuzz-results.jsonl"),
       `${JSON.stringify(line)}\n`,

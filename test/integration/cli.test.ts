@@ -35,13 +35,19 @@ describe("flags", () => {
   });
 
   it.each([
-    [["--no-such-flag"], "-no-such-flag"],
-    [["--cache-size", "many", "--key-name", "k", "--keyvault-name", "vault1"], "-cache-size"],
-    [["--socket-mode", "999"], "-socket-mode"],
-    [["--status-version", "v3"], "-status-version"],
-    [["client", "status", "--api", "v9"], "-api"],
-    [["emulator"], "-state-dir"],
-    [["emulator", "--state-dir", "x", "--key-permissions", "get,lsit"], "-key-permissions"],
+    [["--no-such-flag"], "unknown flag: --no-such-flag"],
+    [
+      ["--cache-size", "many", "--key-name", "k", "--keyvault-name", "vault1"],
+      "for flag --cache-size",
+    ],
+    [["--socket-mode", "999"], "invalid --socket-mode"],
+    [["--status-version", "v3"], "invalid --status-version"],
+    [["client", "status", "--api", "v9"], "invalid --api"],
+    [["emulator"], "--state-dir is required"],
+    [
+      ["emulator", "--state-dir", "x", "--key-permissions", "get,lsit"],
+      "invalid --key-permissions",
+    ],
   ])("%j exits 2 naming the flag", async (args, flag) => {
     const run = await runCli(args);
     expect(run.code).toBe(2);
@@ -112,7 +118,7 @@ describe("emulator + serve + client, as separate processes", () => {
       contract.serveEnv,
     );
     try {
-      await serve.waitForStdout((o) => o.includes("ready: current seed wrapped"));
+      await serve.waitForStderr((o) => o.includes("ready: current seed wrapped"));
       expect(statSync(socket).mode & 0o777).toBe(0o600);
 
       const status = await runCli(["client", "status", "--listen-addr", addr]);
@@ -175,7 +181,7 @@ describe("emulator + serve + client, as separate processes", () => {
       contract.serveEnv,
     );
     try {
-      await serve.waitForStdout((o) => o.includes("ready: current seed wrapped"));
+      await serve.waitForStderr((o) => o.includes("ready: current seed wrapped"));
       const dec = await runCli([
         "client",
         "decrypt",

@@ -21,6 +21,7 @@ import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { silentLogger } from "../../src/log/index.js";
 import { createClient, KmsClientError, type PromiseClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { report } from "../helpers/report.js";
 
 const DEADLINE_MS = 3000;
 const FAULT_MS = Number(process.env["FAULT_SECONDS"] ?? "2.5") * 1000;
@@ -137,7 +138,7 @@ describe("fault matrix (real plugin, emulator faults)", () => {
     await h.close();
     const out = process.env["FAULT_MATRIX_OUT"];
     if (out !== undefined && out !== "") writeFileSync(out, JSON.stringify(rows, null, 2));
-    console.log(`fault matrix:\n${rows.map((r) => JSON.stringify(r)).join("\n")}`);
+    report(`fault matrix:\n${rows.map((r) => JSON.stringify(r)).join("\n")}`);
   });
 
   async function decrypt(s: Sample): Promise<{ ok: boolean; code?: string; ms: number }> {

@@ -52,7 +52,7 @@ beforeAll(async () => {
       env: { ...process.env, ...contract.serveEnv },
     },
   );
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
   await eventually(() => (out.includes(READY) ? true : undefined), 20_000, "the plugin ready");
 }, 30_000);
 

@@ -11,6 +11,7 @@ import { goPluginKeyId } from "../helpers/go-plugin-ciphertext.js";
 import { callError, createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness } from "../helpers/plugin-harness.js";
 import { scrapeText } from "../helpers/scrape.js";
+import { report } from "../helpers/report.js";
 
 interface Readiness {
   ready: boolean;
@@ -53,7 +54,7 @@ describe("forged envelopes", () => {
         const unwraps = h.emu.counters()["unwrapkey"] ?? 0;
         const ready = await fetch(`${h.plugin.healthUrl!}/readyz`);
         const body = (await ready.json()) as Readiness;
-        console.log(
+        report(
           `forgeries: ${what}: 20 Decrypts → ${[...codes].join(",")}, ${unwraps} unwrapKey, /readyz ${ready.status} keyVault.healthy ${String(body.keyVault.healthy)}`,
         );
         expect(unwraps).toBeLessThanOrEqual(1);

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { report } from "../helpers/report.js";
 
 const probeDir = fileURLToPath(new URL("../grpc-go/kmsprobe", import.meta.url));
 const probeSource = readFileSync(join(probeDir, "main.go"));
@@ -47,7 +48,7 @@ const skipReason =
       ? `grpc-go/protobuf sources missing under ${debianGopath}/src (${missing.join(", ")})`
       : undefined;
 if (skipReason !== undefined) {
-  console.warn(
+  report(
     `grpc-go-client.test.ts skipped: ${skipReason}; run scripts/install-grpc-go.sh to enable it`,
   );
 }

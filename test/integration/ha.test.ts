@@ -18,6 +18,7 @@ import { silentLogger } from "../../src/log/index.js";
 import { emulatorClients } from "../helpers/emulator-clients.js";
 import { goPluginKeyId } from "../helpers/go-plugin-ciphertext.js";
 import { createClient, type PromiseClient } from "../helpers/grpc-client.js";
+import { report } from "../helpers/report.js";
 
 const pollMs = 300;
 /** One poll interval plus its ±10% jitter and scheduling slack. */
@@ -262,7 +263,7 @@ describe("three plugin instances sharing one Key Vault", () => {
     await tick();
     await keys.updateKeyProperties(keyName, b, { enabled: false });
     await settle("A″ (B disabled again)", idB1);
-    console.log(
+    report(
       `key_ids: ${steps.map((s) => `${s.step} ${s.keyId.slice(0, 12)}…${s.keyId.slice(64)}`).join(", ")}`,
     );
     expect(new Set(steps.map((s) => s.keyId)).size).toBe(steps.length);

@@ -50,7 +50,7 @@ beforeAll(async () => {
     ],
     { ...contract.serveEnv, NODE_OPTIONS: "--max-old-space-size=160" },
   );
-  const out = await serve.waitForStdout((o) => o.includes(READY));
+  const out = await serve.waitForStderr((o) => o.includes(READY));
   metricsPort = Number(/"url":"http:\/\/127\.0\.0\.1:(\d+)\/metrics"/.exec(out)?.[1]);
   healthPort = Number(/"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(out)?.[1]);
   apiserver = new OwnConnectionClient(socketPath);

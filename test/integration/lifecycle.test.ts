@@ -19,6 +19,7 @@ import { handOver, type KmsService } from "../../src/kms/index.js";
 import { runCli, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { createClient } from "../helpers/grpc-client.js";
 import { codeName, OwnConnectionClient, startLoad } from "../helpers/kms-load.js";
+import { report } from "../helpers/report.js";
 
 const READY = "ready: current seed wrapped";
 const EXIT_BOUND_MS = 10_000;
@@ -60,7 +61,7 @@ function serveArgs(socket: string): string[] {
 
 async function startServe(socket: string): Promise<CliProcess> {
   const serve = startCli(serveArgs(socket), contract.serveEnv);
-  await serve.waitForStdout((o) => o.includes(READY));
+  await serve.waitForStderr((o) => o.includes(READY));
   return serve;
 }
 
@@ -120,12 +121,12 @@ describe("SIGTERM under load", () => {
       await load.done;
       const slowResult = await slow;
 
-      const report = load.report;
-      console.log(
+      const outcome = load.report;
+      report(
         `lifecycle: SIGTERM under load (32 clients): ${okBeforeStop} round trips before the signal, ` +
-          `${report.ok} in all, wrong ${report.wrong}; failures before ${JSON.stringify(report.failedBefore)}, ` +
-          `after ${JSON.stringify(report.failedAfter)}; calls in flight at SIGTERM: ` +
-          `${report.inFlightAtStop.ok} ok, failed ${JSON.stringify(report.inFlightAtStop.failed)}; ` +
+          `${outcome.ok} in all, wrong ${outcome.wrong}; failures before ${JSON.stringify(outcome.failedBefore)}, ` +
+          `after ${JSON.stringify(outcome.failedAfter)}; calls in flight at SIGTERM: ` +
+          `${outcome.inFlightAtStop.ok} ok, failed ${JSON.stringify(outcome.inFlightAtStop.failed)}; ` +
           `slow unwrap call answered ${slowResult.at - slowStarted} ms after it started ` +
           `(${slowResult.at - signalled} ms after SIGTERM); exit ${exit.code} ${exit.ms} ms after SIGTERM`,
       );
@@ -135,15 +136,15 @@ describe("SIGTERM under load", () => {
       expect(exit.code).toBe(0);
       expect(exit.ms).toBeLessThan(EXIT_BOUND_MS);
       expect(existsSync(socket)).toBe(false);
-      expect(report.wrong).toBe(0);
-      expect(report.failedBefore).toEqual({});
+      expect(outcome.wrong).toBe(0);
+      expect(outcome.failedBefore).toEqual({});
       // Every call the server had when told to stop was answered.
-      expect(report.inFlightAtStop.failed).toEqual({});
-      expect(report.inFlightAtStop.ok).toBeGreaterThan(0);
+      expect(outcome.inFlightAtStop.failed).toEqual({});
+      expect(outcome.inFlightAtStop.ok).toBeGreaterThan(0);
       // New calls after the drain began find no server: UNAVAILABLE, never anything else.
-      for (const code of Object.keys(report.failedAfter)) expect(code).toBe("UNAVAILABLE");
-      expect(serve.stdout()).toContain("signal received: draining in-flight calls");
-      expect(serve.stdout()).toContain('"msg":"stopped"');
+      for (const code of Object.keys(outcome.failedAfter)) expect(code).toBe("UNAVAILABLE");
+      expect(serve.stderr()).toContain("signal received: draining in-flight calls");
+      expect(serve.stderr()).toContain('"msg":"stopped"');
     } finally {
       for (const client of clients) client.close();
       slowClient.close();
@@ -166,7 +167,7 @@ describe("a crash (SIGKILL)", () => {
     const next = await startServe(socket);
     try {
       const readyMs = Date.now() - started;
-      expect(next.stdout()).toContain("removed a stale socket left by an earlier run");
+      expect(next.stderr()).toContain("removed a stale socket left by an earlier run");
       expect(statSync(socket).mode & 0o777).toBe(0o600);
       const client = new OwnConnectionClient(socket);
       try {
@@ -178,7 +179,7 @@ describe("a crash (SIGKILL)", () => {
       } finally {
         client.close();
       }
-      console.log(
+      report(
         `lifecycle: SIGKILL left the socket; the next start removed it and was ready in ${readyMs} ms ` +
           `(${Date.now() - killed} ms after the kill, round trip included)`,
       );
@@ -203,7 +204,7 @@ describe("a live socket", () => {
       expect(second.stderr).toContain(
         `another process is serving on ${socket}; stop it or choose another --listen-addr`,
       );
-      console.log(`lifecycle: second instance refused in ${refusedMs} ms: ${second.stderr.trim()}`);
+      report(`lifecycle: second instance refused in ${refusedMs} ms: ${second.stderr.trim()}`);
 
       // The first instance is untouched: same socket file, same mode, still answering.
       expect(lstatSync(socket).isSocket()).toBe(true);

@@ -27,10 +27,11 @@ import {
   type Obj,
   type PodSpec,
 } from "../helpers/manifests.js";
+import { report } from "../helpers/report.js";
 
 const kubectl = hasKubectl();
 if (!kubectl) {
-  console.warn(
+  report(
     "manifests.test.ts: kubectl not found on PATH; skipping the kustomize rendering checks " +
       "(install a kubectl client: `kubectl kustomize` renders offline)",
   );

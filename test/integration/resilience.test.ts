@@ -12,6 +12,7 @@ import { emulatorWrapper } from "../helpers/emulator-wrapper.js";
 import { callError, createClient, type PromiseClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
 import { scrapeText } from "../helpers/scrape.js";
+import { report } from "../helpers/report.js";
 
 interface Sealed {
   plaintext: Buffer;
@@ -78,7 +79,7 @@ describe("Key Vault faults through the plugin", () => {
     const elapsed = Date.now() - started;
     expect(h.emu.counters()["unwrapkey"]).toBe(3);
     expect(elapsed).toBeLessThan(apiserverTimeoutMs);
-    console.log(`resilience: ${_name} ×2 → ok in ${elapsed} ms`);
+    report(`resilience: ${_name} ×2 → ok in ${elapsed} ms`);
   });
 
   it("429 without Retry-After: the Decrypt fails fast, UNAVAILABLE naming the throttling; the circuit stays closed; a retry after the window succeeds", async () => {
@@ -98,7 +99,7 @@ describe("Key Vault faults through the plugin", () => {
     const metrics = await scrapeText(h.plugin.metricsUrl);
     expect(metrics).toMatch(/azurekms_keyvault_circuit_state 0/);
     expect(metrics).toMatch(/azurekms_keyvault_rate_limit_allowance [1-9]/);
-    console.log(`resilience: 429 ×2 without Retry-After → ok after ${Date.now() - started} ms`);
+    report(`resilience: 429 ×2 without Retry-After → ok after ${Date.now() - started} ms`);
   }, 30_000);
 
   it("429 with Retry-After: 1 is honoured (the retry waits about a second)", async () => {
@@ -109,7 +110,7 @@ describe("Key Vault faults through the plugin", () => {
     expect(elapsed).toBeGreaterThanOrEqual(950);
     expect(elapsed).toBeLessThan(apiserverTimeoutMs);
     expect(h.emu.counters()["unwrapkey"]).toBe(2);
-    console.log(`resilience: 429 Retry-After 1 → ok in ${elapsed} ms`);
+    report(`resilience: 429 Retry-After 1 → ok in ${elapsed} ms`);
   });
 
   it("latency above the deadline: the plugin answers DEADLINE_EXCEEDED itself, before 3 s", async () => {
@@ -124,7 +125,7 @@ describe("Key Vault faults through the plugin", () => {
     // here also holds this process's event-loop lag (emulator, plugin and client share it).
     expect(elapsed).toBeLessThan(apiserverTimeoutMs + 150);
     expect(elapsed).toBeGreaterThan(apiserverTimeoutMs - 300);
-    console.log(`resilience: latency 5 s → ${err.codeName} from the plugin at ${elapsed} ms`);
+    report(`resilience: latency 5 s → ${err.codeName} from the plugin at ${elapsed} ms`);
   });
 
   it("an outage opens the circuit: Key Vault sees only probes, a deadline shorter than the next probe fails at once, unsent; cached work goes on; it closes by itself", async () => {
@@ -166,7 +167,7 @@ describe("Key Vault faults through the plugin", () => {
     }
     expect(refused).toBeDefined();
     expect(Math.min(...timings)).toBeLessThan(50);
-    console.log(
+    report(
       `resilience: circuit open → ${sent} unwraps in ${seconds.toFixed(1)} s of reads; a 150 ms read refused in ${timings
         .map((t) => t.toFixed(1))
         .join(", ")} ms`,
@@ -191,7 +192,7 @@ describe("Key Vault faults through the plugin", () => {
       10_000,
       "Decrypt to work again once Key Vault answers",
     );
-    console.log(`resilience: circuit closed ${Date.now() - healedAt} ms after the fault cleared`);
+    report(`resilience: circuit closed ${Date.now() - healedAt} ms after the fault cleared`);
     const after = await scrapeText(h.plugin.metricsUrl);
     expect(after).toMatch(/azurekms_keyvault_circuit_state 0/);
     expect(after).toMatch(/azurekms_keyvault_retries_total\{operation="unwrapkey"\} [1-9]/);
@@ -246,7 +247,7 @@ describe("after an outage", () => {
           ),
         ),
       );
-      console.log(
+      report(
         `resilience: after a 6 s outage, ${outcomes.filter((o) => o === "ok").length}/${outcomes.length} uncached Decrypts ok, in ${Date.now() - recovered} ms`,
       );
       expect(outcomes).toEqual(unseen.map(() => "ok"));
@@ -293,7 +294,7 @@ describe("client-side rate limiter", () => {
       });
       expect(Date.now() - t1).toBeLessThan(450);
       expect(h.emu.counters()["unwrapkey"]).toBe(sent);
-      console.log(`resilience: limiter 1/s: ${sent} unwraps in the window, then refused unsent`);
+      report(`resilience: limiter 1/s: ${sent} unwraps in the window, then refused unsent`);
     } finally {
       await h.close();
     }

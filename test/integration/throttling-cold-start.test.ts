@@ -12,6 +12,7 @@ import { createClient, KmsClientError } from "../helpers/grpc-client.js";
 import { emulatorWrapper } from "../helpers/emulator-wrapper.js";
 import { startPluginHarness } from "../helpers/plugin-harness.js";
 import { scrapeText } from "../helpers/scrape.js";
+import { report } from "../helpers/report.js";
 
 const SEEDS = 50;
 const OBJECTS = 10_000;
@@ -100,7 +101,7 @@ describe("a throttled cold start", () => {
         }
         const metrics = await scrapeText(h.plugin.metricsUrl);
         const usage = h.emu.quotaUsage()[0]!.windows;
-        console.log(
+        report(
           `throttled cold start: ${waves.join("; ")}; failures ${JSON.stringify(codes)}, slowest ` +
             `failure ${slowestFailureMs} ms; quota windows ${JSON.stringify(usage)}; unwraps sent ` +
             `${h.emu.counters()["unwrapkey"]}`,

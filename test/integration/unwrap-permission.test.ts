@@ -11,6 +11,7 @@ import { eventually } from "../helpers/eventually.js";
 import { createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness } from "../helpers/plugin-harness.js";
 import { scrapeText } from "../helpers/scrape.js";
+import { report } from "../helpers/report.js";
 
 const pollMs = 300;
 
@@ -57,7 +58,7 @@ describe("a lost unwrapKey permission", () => {
         pollMs * 1.1 + 1_000,
         "/readyz to fail",
       );
-      console.log(
+      report(
         `unwrap permission: /readyz ${refused.status} after ${Date.now() - lostAt} ms: ${refused.body.reason}`,
       );
       expect(refused.status).toBe(503);

@@ -96,7 +96,7 @@ describe("the Go plugin's static-pod command line (docs/manual-install.md)", () 
     // Ignored like the Go plugin does: azure.json still comes from -config-file-path.
     expect(c.configFilePath).toBe(azureJson);
     expect(c.warnings).toHaveLength(1);
-    expect(c.warnings[0]).toMatch(/-configFilePath is deprecated and ignored/);
+    expect(c.warnings[0]).toMatch(/--configFilePath is deprecated and ignored/);
     expect(c.metricsAddress.port).toBe(9095);
     expect(c).toMatchObject({ proxyMode: true, proxyAddress: "10.0.0.7", proxyPort: 7789 });
   });
@@ -187,7 +187,7 @@ describe("the Go plugin's static-pod command line (docs/manual-install.md)", () 
       "proxy-address",
       "proxy-port",
     ]) {
-      expect(help).toContain(`  -${flag}`);
+      expect(help).toContain(`  --${flag}`);
     }
     expect(help).toMatch(/configFilePath[^\n]*\n[^\n]*deprecated and ignored/);
     expect(help).toMatch(/healthz-port[^\n]*\n[^\n]*\/livez, \/readyz/);

@@ -15,7 +15,7 @@ describe("--metrics-addr", () => {
     "refuses %j naming the flag",
     (raw) => {
       expect(() => parseHttpAddress("metrics-addr", raw)).toThrow(HttpAddressError);
-      expect(() => parseHttpAddress("metrics-addr", raw)).toThrow(/-metrics-addr/);
+      expect(() => parseHttpAddress("metrics-addr", raw)).toThrow(/--metrics-addr/);
     },
   );
 });

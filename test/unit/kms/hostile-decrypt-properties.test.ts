@@ -24,6 +24,7 @@ import {
   propertyWorld,
   type PropertyWorld,
 } from "./property-fixtures.js";
+import { report } from "../../helpers/report.js";
 
 const NONE: ReadonlyMap<string, Uint8Array> = new Map();
 
@@ -37,7 +38,7 @@ describe("Decrypt: hostile input properties", () => {
   afterAll(() => {
     world.reader.close();
     if (!fuzzing)
-      console.log(
+      report(
         `hostile Decrypt properties: ${ranCases.total} cases (fast-check and exhaustive truncations)`,
       );
   });
