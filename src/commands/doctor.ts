@@ -13,7 +13,6 @@ import {
 } from "../config/index.js";
 import {
   createKeyVaultWrapper,
-  describeIdentity,
   type KeyDetailsInput,
   type KeyVaultWrapper,
   type KeyVaultWrapperOptions,
@@ -27,6 +26,7 @@ import {
   checkToken,
   type KeyFacts,
 } from "./doctor-checks.js";
+import { configFailure, configVerdict } from "./doctor-config.js";
 import { checkSocketPath } from "./doctor-socket.js";
 import { formatVerdict, withTimeout, type Verdict } from "./doctor-verdict.js";
 import { exitCodes, type CommandIo } from "./io.js";
@@ -64,16 +64,6 @@ export function doctorUsage(): string {
     "included), 1 when one fails, 2 for a command line that cannot be parsed.\n\n" +
     `Flags (serve's):\n${flagUsage(serveFlags)}\n`
   );
-}
-
-function configVerdict(config: Config): Verdict {
-  const version =
-    config.keyVersion === "" ? "newest usable version" : `version ${config.keyVersion}`;
-  const detail =
-    `vault ${config.vaultUrl}${config.managedHsm ? " (Managed HSM)" : ""}, key ${config.keyName} ` +
-    `(${version}), cloud ${config.cloud.name}, identity: ${describeIdentity(config.identity)}`;
-  if (config.warnings.length === 0) return { status: "ok", detail };
-  return { status: "warn", detail: `${detail}; ${config.warnings.join("; ")}` };
 }
 
 /** The Azure objects serve would build, without metrics or logging. */
@@ -164,11 +154,7 @@ export async function doctorCommand(argv: readonly string[], io: CommandIo): Pro
       config = await parseConfig(argv, io.env);
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
-      return {
-        status: "FAIL",
-        detail: err.message,
-        fix: "correct the flag, azure.json field or environment variable named above (docs/configuration.md; keyvault-kms serve --help)",
-      };
+      return configFailure(err.message);
     }
     setup = azureClients(config);
     return configVerdict(config);

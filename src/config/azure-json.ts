@@ -41,13 +41,27 @@ function boolField(value: unknown, path: string, field: string): boolean {
   throw new AzureJsonError(`${path}: "${field}" must be true or false`);
 }
 
+/**
+ * Where JSON.parse stopped, as a line and column. Only the position is taken from its message:
+ * the rest may quote the file, and azure.json holds a client secret.
+ */
+function whereInvalid(text: string, err: unknown): string {
+  const message = err instanceof Error ? err.message : "";
+  const at = /at position (\d+)/.exec(message)?.[1];
+  if (at === undefined) return /end of JSON input/.test(message) ? " (it ends too early)" : "";
+  const before = text.slice(0, Number(at));
+  const line = before.split("\n").length;
+  const column = Number(at) - before.lastIndexOf("\n");
+  return ` (line ${line}, column ${column})`;
+}
+
 /** Key names match case-insensitively: the Go plugin's own docs write `aadClientID`. */
 export function azureJsonFromText(text: string, path: string): AzureJson {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch {
-    throw new AzureJsonError(`${path} is not valid JSON`);
+  } catch (err) {
+    throw new AzureJsonError(`${path} is not valid JSON${whereInvalid(text, err)}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new AzureJsonError(`${path} must hold a JSON object`);

@@ -481,6 +481,9 @@ function identitySummary(identity: Identity): Record<string, unknown> {
   }
 }
 
+/** What deploy/ writes where an operator must put their own vault and key. */
+const placeholder = "CHANGE-ME";
+
 /** argv (after the subcommand) + environment → a validated, frozen Config. Throws UsageError. */
 export async function parseConfig(
   argv: readonly string[],
@@ -490,6 +493,13 @@ export async function parseConfig(
   if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
   const get = (name: string) => flags.get(name);
 
+  for (const [name, value] of flags.values) {
+    if (value.includes(placeholder)) {
+      throw new UsageError(
+        `--${name}=${value} is the placeholder of the shipped manifests: set your own value (docs/install.md)`,
+      );
+    }
+  }
   const socketModeRaw = get("socket-mode");
   if (!/^0?[0-7]{3}$/.test(socketModeRaw)) {
     throw new UsageError(`invalid --socket-mode "${socketModeRaw}": octal like 0600`);

@@ -226,7 +226,58 @@ describe("keyvault-kms doctor", () => {
 
     const bad = await runCli(["doctor", "--no-such-flag"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain("-no-such-flag");
+    expect(bad.stderr).toContain("unknown flag: --no-such-flag");
     expect(bad.stdout).toBe("");
+  });
+
+  it.each([
+    [
+      "the manifests' placeholder",
+      { "--key-name": "CHANGE-ME" },
+      /--key-name=CHANGE-ME is the placeholder of the shipped manifests/,
+      /put your own key's name in --key-name/,
+    ],
+    [
+      "a bad flag value",
+      { "--healthz-path": "healthz" },
+      /invalid --healthz-path "healthz"/,
+      /^fix: correct --healthz-path \(.+\); docs\/configuration\.md#flags$/,
+    ],
+    [
+      "a bad azure.json field",
+      { "--config-file-path": "FIELD" },
+      /"useManagedIdentityExtension" must be true or false/,
+      /^fix: correct "useManagedIdentityExtension" in azure\.json/,
+    ],
+    [
+      "invalid JSON",
+      { "--config-file-path": "JSON" },
+      /is not valid JSON \(line 3, column \d+\)$/,
+      /^fix: fix the JSON at the place named/,
+    ],
+  ])("gives %s its own fix line", async (_name, overrides, detail, fix) => {
+    const files: Record<string, string> = {
+      FIELD: '{"useManagedIdentityExtension": "yes"}',
+      JSON: '{\n  "aadClientSecret": "not-the-secret",\n  x\n}',
+    };
+    const path = overrides["--config-file-path"];
+    if (path !== undefined) {
+      const file = join(dir, `${path}.json`);
+      await writeFile(file, files[path] ?? "");
+      overrides["--config-file-path"] = file;
+    }
+    const run = await doctor(overrides);
+    expect(run.code).toBe(1);
+    const config = verdict(run, "config");
+    expect(config.line).toMatch(/^FAIL\s+config\s/);
+    expect(config.line).toMatch(detail);
+    expect(config.fix).toMatch(fix);
+    expect(run.stdout).not.toContain("not-the-secret");
+  });
+
+  it("serve refuses the placeholder at start, exit 2", async () => {
+    const run = await runCli(["--keyvault-name", "CHANGE-ME", "--key-name", "k"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--keyvault-name=CHANGE-ME is the placeholder");
   });
 });
