@@ -260,9 +260,15 @@ describe("the plugin's pods", () => {
       });
     });
 
-    it("serves its socket in a host directory, and reads azure.json read-only", () => {
+    it("serves its socket in a host directory of its own, and reads azure.json read-only", () => {
       const socket = socketPath(flags);
       expect(hostPathMountedAt(spec, container, dirname(socket))).toBe(dirname(socket));
+      // Never a shared host directory: uid 0 owns what /opt holds (/opt/cni/bin).
+      for (const volume of spec.volumes ?? []) {
+        expect(["/", "/opt", "/var/run", "/run", "/etc", "/etc/kubernetes"]).not.toContain(
+          volume.hostPath?.path,
+        );
+      }
       const azureJson = flags.get("config-file-path");
       const mount = container.volumeMounts?.find((m) => m.mountPath === azureJson);
       expect(mount?.readOnly).toBe(true);
