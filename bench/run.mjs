@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /* global process, console */
 /**
- * `npm run bench` (issue 7): the plugin measured side by side with
+ * `npm run bench`: the plugin measured side by side with
  *   1. the limit: a grpc-js server with empty handlers (baseline-server.mjs), for Status, Encrypt
  *      and cached Decrypt at concurrency 1 and 32: p50, p99, p99.9, throughput, as ratios;
  *   2. the Go plugin's design: a direct mode (direct-server.mjs, one Key Vault call per request)

@@ -1,7 +1,7 @@
 /* global process, console */
 /**
  * What a bench run prints and keeps: machine facts, the table (every figure, its ratio, PASS or
- * MISS against issue 7's targets) and the JSON file in bench/results/.
+ * MISS against the targets in bench/lib/config.mjs, explained in docs/benchmarks.md) and the JSON file in bench/results/.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";

@@ -255,25 +255,29 @@ describe("keyvault-kms doctor", () => {
       /is not valid JSON \(line 3, column \d+\)$/,
       /^fix: fix the JSON at the place named/,
     ],
-  ])("gives %s its own fix line", async (_name, overrides, detail, fix) => {
-    const files: Record<string, string> = {
-      FIELD: '{"useManagedIdentityExtension": "yes"}',
-      JSON: '{\n  "aadClientSecret": "not-the-secret",\n  x\n}',
-    };
-    const path = overrides["--config-file-path"];
-    if (path !== undefined) {
-      const file = join(dir, `${path}.json`);
-      await writeFile(file, files[path] ?? "");
-      overrides["--config-file-path"] = file;
-    }
-    const run = await doctor(overrides);
-    expect(run.code).toBe(1);
-    const config = verdict(run, "config");
-    expect(config.line).toMatch(/^FAIL\s+config\s/);
-    expect(config.line).toMatch(detail);
-    expect(config.fix).toMatch(fix);
-    expect(run.stdout).not.toContain("not-the-secret");
-  });
+  ] as [string, Record<string, string>, RegExp, RegExp][])(
+    "gives %s its own fix line",
+    async (_name, given, detail, fix) => {
+      const overrides = { ...given };
+      const files: Record<string, string> = {
+        FIELD: '{"useManagedIdentityExtension": "yes"}',
+        JSON: '{\n  "aadClientSecret": "not-the-secret",\n  x\n}',
+      };
+      const path = overrides["--config-file-path"];
+      if (path !== undefined) {
+        const file = join(dir, `${path}.json`);
+        await writeFile(file, files[path] ?? "");
+        overrides["--config-file-path"] = file;
+      }
+      const run = await doctor(overrides);
+      expect(run.code).toBe(1);
+      const config = verdict(run, "config");
+      expect(config.line).toMatch(/^FAIL\s+config\s/);
+      expect(config.line).toMatch(detail);
+      expect(config.fix).toMatch(fix);
+      expect(run.stdout).not.toContain("not-the-secret");
+    },
+  );
 
   it("serve refuses the placeholder at start, exit 2", async () => {
     const run = await runCli(["--keyvault-name", "CHANGE-ME", "--key-name", "k"]);

@@ -1,5 +1,5 @@
 /**
- * The fault matrix (issue 6): the real plugin on its socket against the emulator, one Key Vault
+ * The fault matrix: the real plugin on its socket against the emulator, one Key Vault
  * fault at a time. During each fault: Decrypts of seeds the plugin has not cached (what
  * kube-apiserver sees after its own cache misses), Decrypts of cached seeds, and Encrypts, all
  * with kube-apiserver's 3 s deadline. Required: no Encrypt fails, no cached Decrypt fails, every

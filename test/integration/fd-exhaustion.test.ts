@@ -1,5 +1,5 @@
 /**
- * Out of file descriptors (issue 15): the built CLI under a low `ulimit -n`. It says at start that
+ * Out of file descriptors: the built CLI under a low `ulimit -n`. It says at start that
  * the limit is below what its connection bounds need (libuv closes connections it cannot accept
  * without telling Node, so this is the one moment the plugin can say it). Then it gets more
  * connections to its metrics port than it has descriptors for, keeps running, and serves KMS and

@@ -1,5 +1,5 @@
 /**
- * Hostile neighbours (issue 15) against the built CLI, run as the manifests run it
+ * Hostile neighbours against the built CLI, run as the manifests run it
  * (`--max-old-space-size=160`), on loopback and a temp socket: a pipelined flood on the metrics
  * port, thousands of idle connections to the metrics and health ports, thousands of silent
  * HTTP/2 connections on the KMS socket, and an absurd frame header. Throughout, kube-apiserver's

@@ -1,5 +1,5 @@
 /**
- * One behaviour whichever path a connection takes (issue 15): the same client input, sent on a
+ * One behaviour whichever path a connection takes: the same client input, sent on a
  * connection Node's HTTP/2 server reads directly (acceptable :authority), on one the shim rewrites
  * (the raw socket path as :authority), and while the shim is still sniffing (before the first
  * request), ends the same way: served, the stream reset, or the connection closed within a second.

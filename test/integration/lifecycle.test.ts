@@ -1,5 +1,5 @@
 /**
- * The plugin process's lifecycle (issue 6, "Lifecycle"), with the built CLI as operators run it:
+ * The plugin process's lifecycle, with the built CLI as operators run it:
  * SIGTERM under load drains in-flight calls (one of them held in a slow Key Vault unwrap),
  * removes the socket and exits 0 within a bound; a crash (SIGKILL) leaves a stale socket that the
  * next start removes; a second instance refuses a live socket; the socket is 0600; SIGUSR1 does

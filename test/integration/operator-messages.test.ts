@@ -1,5 +1,5 @@
 /**
- * What a newcomer meets at the command line (issue 16), against the built CLI and the emulator:
+ * What a newcomer meets at the command line, against the built CLI and the emulator:
  * help for every command and its exit code, messages that name the flag (two dashes) and the
  * real cause, `client status` failing when kube-apiserver would not use the plugin, and the log's
  * shape (stderr only, JSON, one component per line, no stack trace for an operator's error).

@@ -1,5 +1,5 @@
 /**
- * The operator ports' protections (issue 15), on real loopback sockets: one request in flight
+ * The operator ports' protections, on real loopback sockets: one request in flight
  * per connection (two pipelined requests get one answer and a closed connection; a flood loses
  * the connection at once and costs at most one rendering),
  * concurrent scrapes share a rendering, and the connection bound admits newcomers by closing the

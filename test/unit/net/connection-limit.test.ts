@@ -1,5 +1,5 @@
 /**
- * Who makes room at the bound (issue 15), on real loopback sockets: connections that never
+ * Who makes room at the bound, on real loopback sockets: connections that never
  * carried a request go first; a proven connection active within protectActiveMs is never
  * closed, and when only such connections are left the newcomer is refused.
  */
