@@ -16,6 +16,19 @@ const untrustedCodes: ReadonlySet<string> = new Set([
   "ERR_TLS_CERT_ALTNAME_INVALID",
 ]);
 
+/**
+ * The same failures as OpenSSL and Node word them, for errors that keep only the text (the
+ * identity library folds a credential's failure into its own message).
+ */
+const untrustedMessages: readonly (readonly [RegExp, string])[] = [
+  [/unable to verify the first certificate/i, "UNABLE_TO_VERIFY_LEAF_SIGNATURE"],
+  [/self[- ]signed certificate in certificate chain/i, "SELF_SIGNED_CERT_IN_CHAIN"],
+  [/self[- ]signed certificate/i, "DEPTH_ZERO_SELF_SIGNED_CERT"],
+  [/unable to get local issuer certificate/i, "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"],
+  [/certificate has expired/i, "CERT_HAS_EXPIRED"],
+  [/does not match certificate's altnames/i, "ERR_TLS_CERT_ALTNAME_INVALID"],
+];
+
 export interface UntrustedCertificate {
   readonly code: string;
   /** The host whose certificate failed, when the error says. */
@@ -43,7 +56,10 @@ export function untrustedCertificate(err: unknown, depth = 0): UntrustedCertific
     const found = untrustedCertificate(inner, depth + 1);
     if (found !== undefined) return { code: found.code, host: found.host ?? hostOf(e) };
   }
-  return undefined;
+  const message = (err as { message?: unknown }).message;
+  if (typeof message !== "string") return undefined;
+  const worded = untrustedMessages.find(([re]) => re.test(message));
+  return worded === undefined ? undefined : { code: worded[1], host: hostOf(e) };
 }
 
 function hostOf(e: { request?: { url?: unknown }; host?: unknown }): string | undefined {
