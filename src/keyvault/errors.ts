@@ -1,10 +1,6 @@
-import {
-  AuthenticationError,
-  AuthenticationRequiredError,
-  CredentialUnavailableError,
-} from "@azure/identity";
+import { AuthenticationError } from "@azure/identity";
 import { KmsError } from "../kms/errors.js";
-import { IdentitySetupError } from "./client-certificate.js";
+import { classifyFailure, innerCode } from "./failures.js";
 import { untrustedCertificate } from "./tls-trust.js";
 import { TokenEndpointError, tokenOutage } from "./token-endpoint.js";
 
@@ -16,176 +12,99 @@ interface RestErrorLike {
   details?: unknown;
 }
 
-/** Error codes of a request that never got an answer: an outage, worth a retry. */
-export const networkErrorCodes: ReadonlySet<string> = new Set([
-  "REQUEST_SEND_ERROR",
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "ESOCKETTIMEDOUT",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "UND_ERR_SOCKET",
-]);
-
-/** Key Vault puts the specific reason (ForbiddenByRbac, KeyDisabled, …) in error.innererror.code. */
-function innerCode(details: unknown): string | undefined {
-  if (typeof details !== "object" || details === null) return undefined;
-  const error = (
-    details as { error?: { innererror?: { code?: unknown }; innerError?: { code?: unknown } } }
-  ).error;
-  const code = error?.innererror?.code ?? error?.innerError?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-const keyStateCodes = new Set(["KeyDisabled", "KeyExpired", "KeyNotYetValid"]);
-
 /**
- * One table from Azure SDK failures to KmsError (docs/architecture.md, "Errors → gRPC status").
- * `what` names the operation and key for the message, e.g. `unwrapKey on mykey/0123…`; Key Vault's
- * own text is kept only as the cause, for logs.
+ * An Azure SDK failure as the KmsError the plugin answers with (docs/architecture.md, "Errors →
+ * gRPC status"): the class, code included, from failures.ts; here only its words. `what` names the
+ * operation and key, e.g. `unwrapKey on mykey/0123…`; Key Vault's own text is kept only as the
+ * cause, for logs.
  */
 export function kmsErrorFromAzure(err: unknown, what: string): KmsError {
   if (err instanceof KmsError) return err;
-  // The identity cannot even ask for a token (unreadable certificate, wrong password, a
-  // conflicting environment): the operator must fix the setup, and the message says what.
-  if (err instanceof IdentitySetupError) {
-    return new KmsError("UNAUTHENTICATED", `${what}: ${err.message}`, { cause: err });
-  }
-  // Checked first: the identity library and the pipeline wrap it in several ways, and each would
-  // otherwise read as a generic outage ("no credential could get a token").
-  const untrusted = untrustedCertificate(err);
-  if (untrusted !== undefined) {
-    const of = untrusted.host === undefined ? "the server" : untrusted.host;
-    return new KmsError(
-      "UNAVAILABLE",
-      `${what}: the TLS certificate of ${of} is not trusted (${untrusted.code}); give --ca-file ` +
-        "with the CA that signed it (a private CA, or the TLS-inspecting proxy's CA)",
-      { cause: err },
-    );
-  }
-  // The token endpoint's own trouble (no answer, timeout, 5xx, not OAuth) is an outage, whatever
-  // error class the SDK used for it (token-endpoint.ts).
-  const outage = tokenOutage(err);
-  if (outage !== undefined) {
-    const at = err instanceof TokenEndpointError ? err.endpoint : "the authority host";
-    const reach = "check DNS, firewall, proxy (HTTPS_PROXY/NO_PROXY) toward it";
-    switch (outage.kind) {
-      case "unreachable":
-        return new KmsError(
-          "UNAVAILABLE",
-          `${what}: the token endpoint is unreachable at ${at} (${outage.detail}); ${reach}`,
-          { cause: err },
-        );
-      case "timeout":
-        return new KmsError(
-          "UNAVAILABLE",
-          `${what}: the token endpoint did not answer in time (${at}); ${reach}`,
-          { cause: err },
-        );
-      case "failing":
-        return new KmsError(
-          "UNAVAILABLE",
-          `${what}: the token endpoint is failing at ${at} (${outage.detail})`,
-          { cause: err },
-        );
-    }
-  }
-  // What is left of the identity errors with a status is a 4xx: a refusal.
-  if (err instanceof AuthenticationError) {
-    return new KmsError(
-      "UNAUTHENTICATED",
-      `${what}: the identity could not get a token (${err.statusCode} from the token endpoint); check azure.json credentials`,
-      { cause: err },
-    );
-  }
-  // Every MSAL failure surfaces as AuthenticationRequiredError; past the outages above, what is
-  // left is an OAuth refusal of the identity (invalid_client, unauthorized_client, …).
-  if (err instanceof AuthenticationRequiredError) {
-    return new KmsError(
-      "UNAUTHENTICATED",
-      `${what}: the token endpoint refused the identity; check azure.json credentials`,
-      { cause: err },
-    );
-  }
-  if (err instanceof CredentialUnavailableError) {
-    return new KmsError("UNAVAILABLE", `${what}: no credential could get a token`, { cause: err });
-  }
+  const failure = classifyFailure(err);
+  const { code } = failure;
+  const options = { cause: err, refusedInput: failure.refusedInput };
   const e = err as RestErrorLike;
-  if (e.name === "AbortError") {
-    return new KmsError("DEADLINE_EXCEEDED", `${what}: Key Vault did not answer in time`, {
-      cause: err,
-    });
-  }
-  const status = typeof e.statusCode === "number" ? e.statusCode : undefined;
-  const code = typeof e.code === "string" ? e.code : undefined;
-  if (status === undefined) {
-    if (code !== undefined && networkErrorCodes.has(code)) {
-      return new KmsError("UNAVAILABLE", `${what}: Key Vault unreachable (${code})`, {
-        cause: err,
-      });
+  const status = typeof e.statusCode === "number" ? e.statusCode : 0;
+  const reason = innerCode(e.details) ?? e.code ?? String(status);
+  // Each message is written out with its KmsError, where docs/troubleshooting.md's test finds it.
+  switch (failure.kind) {
+    case "untrusted-certificate": {
+      const untrusted = untrustedCertificate(err);
+      return new KmsError(
+        code,
+        `${what}: the TLS certificate of ${untrusted?.host ?? "the server"} is not trusted ` +
+          `(${untrusted?.code ?? "unknown"}); give --ca-file with the CA that signed it (a ` +
+          "private CA, or the TLS-inspecting proxy's CA)",
+        options,
+      );
     }
-    return new KmsError("UNAVAILABLE", `${what}: Key Vault request failed`, { cause: err });
+    case "identity-setup":
+      return new KmsError(code, `${what}: ${(err as Error).message}`, options);
+    case "token-outage":
+      return new KmsError(code, `${what}: ${tokenOutageText(err)}`, options);
+    case "identity-refused":
+      return err instanceof AuthenticationError
+        ? new KmsError(
+            code,
+            `${what}: the identity could not get a token (${err.statusCode} from the token endpoint); check azure.json credentials`,
+            options,
+          )
+        : new KmsError(
+            code,
+            `${what}: the token endpoint refused the identity; check azure.json credentials`,
+            options,
+          );
+    case "no-credential":
+      return new KmsError(code, `${what}: no credential could get a token`, options);
+    case "deadline":
+      return new KmsError(code, `${what}: Key Vault did not answer in time`, options);
+    case "unreachable":
+      return new KmsError(
+        code,
+        `${what}: Key Vault unreachable (${e.code ?? "no answer"})`,
+        options,
+      );
+    case "request-failed":
+    case "plugin":
+      return new KmsError(code, `${what}: Key Vault request failed`, options);
+    case "token-rejected":
+      return new KmsError(code, `${what}: Key Vault rejected the token (401 ${reason})`, options);
+    case "key-state":
+      return new KmsError(code, `${what}: the key version is not usable (${reason})`, options);
+    case "key-operation-forbidden":
+      return new KmsError(
+        code,
+        `${what}: Key Vault refused the operation on this key version (403 KeyOperationForbidden): ` +
+          "its permitted operations (key_ops) must include wrapKey and unwrapKey; set them on the " +
+          "version (az keyvault key set-attributes --ops) or rotate to a version that has them",
+        options,
+      );
+    case "forbidden":
+      return new KmsError(code, `${what}: ${forbiddenAdvice(e, reason)}`, options);
+    case "not-found":
+      return new KmsError(code, `${what}: key or key version not found in Key Vault`, options);
+    case "bad-input":
+      return new KmsError(code, `${what}: Key Vault refused the input (400 ${reason})`, options);
+    case "failing":
+      return new KmsError(code, `${what}: Key Vault is throttling or failing (${status})`, options);
+    case "unexpected":
+      return new KmsError(code, `${what}: unexpected Key Vault answer (${status})`, options);
   }
-  const inner = innerCode(e.details);
-  const reason = inner ?? code ?? String(status);
-  if (status === 401) {
-    return new KmsError(
-      "UNAUTHENTICATED",
-      `${what}: Key Vault rejected the token (401 ${reason})`,
-      {
-        cause: err,
-      },
-    );
+}
+
+function tokenOutageText(err: unknown): string {
+  const outage = tokenOutage(err);
+  const at = err instanceof TokenEndpointError ? err.endpoint : "the authority host";
+  const reach = "check DNS, firewall, proxy (HTTPS_PROXY/NO_PROXY) toward it";
+  switch (outage?.kind) {
+    case "unreachable":
+      return `the token endpoint is unreachable at ${at} (${outage.detail}); ${reach}`;
+    case "timeout":
+      return `the token endpoint did not answer in time (${at}); ${reach}`;
+    case "failing":
+    case undefined:
+      return `the token endpoint is failing at ${at} (${outage?.detail ?? "no detail"})`;
   }
-  if (status === 403 && inner !== undefined && keyStateCodes.has(inner)) {
-    return new KmsError(
-      "FAILED_PRECONDITION",
-      `${what}: the key version is not usable (${inner})`,
-      {
-        cause: err,
-      },
-    );
-  }
-  if (status === 403 && inner === "KeyOperationForbidden") {
-    return new KmsError(
-      "FAILED_PRECONDITION",
-      `${what}: Key Vault refused the operation on this key version (403 KeyOperationForbidden): ` +
-        "its permitted operations (key_ops) must include wrapKey and unwrapKey; set them on the " +
-        "version (az keyvault key set-attributes --ops) or rotate to a version that has them",
-      { cause: err },
-    );
-  }
-  if (status === 403) {
-    return new KmsError("PERMISSION_DENIED", `${what}: ${forbiddenAdvice(e, reason)}`, {
-      cause: err,
-    });
-  }
-  if (status === 404) {
-    return new KmsError(
-      "FAILED_PRECONDITION",
-      `${what}: key or key version not found in Key Vault`,
-      { cause: err, refusedInput: true },
-    );
-  }
-  if (status === 400) {
-    return new KmsError(
-      "INVALID_ARGUMENT",
-      `${what}: Key Vault refused the input (400 ${reason})`,
-      { cause: err, refusedInput: true },
-    );
-  }
-  if (status === 429 || status >= 500 || status === 408) {
-    return new KmsError("UNAVAILABLE", `${what}: Key Vault is throttling or failing (${status})`, {
-      cause: err,
-    });
-  }
-  return new KmsError("UNKNOWN", `${what}: unexpected Key Vault answer (${status})`, {
-    cause: err,
-  });
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import type { PipelinePolicy, PipelineRequest, PipelineResponse } from "@azure/core-rest-pipeline";
 import type { AdditionalPolicyConfig } from "./proxy-mode.js";
+import { classifyFailure, classifyStatus, type KeyVaultOutcome } from "./failures.js";
 
 export const keyVaultOperations = [
   "get",
@@ -18,18 +19,8 @@ export const keyVaultOperations = [
 ] as const;
 export type KeyVaultOperation = (typeof keyVaultOperations)[number];
 
-export const keyVaultOutcomes = [
-  "ok",
-  "throttled",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "server_error",
-  "client_error",
-  "network",
-  "timeout",
-] as const;
-export type KeyVaultOutcome = (typeof keyVaultOutcomes)[number];
+// The outcome labels belong to the one classification of failures.
+export { keyVaultOutcomes, type KeyVaultOutcome } from "./failures.js";
 
 /** Sees every try sent on the wire. Must not throw (a throw is swallowed). */
 export interface KeyVaultCallObserver {
@@ -84,30 +75,12 @@ export function operationFromRequest(method: string, url: string): KeyVaultOpera
 }
 
 export function outcomeFromStatus(status: number): KeyVaultOutcome {
-  if (status < 400) return "ok";
-  if (status === 429) return "throttled";
-  if (status === 401) return "unauthorized";
-  if (status === 403) return "forbidden";
-  if (status === 404) return "not_found";
-  if (status >= 500) return "server_error";
-  return "client_error";
+  return status < 400 ? "ok" : classifyStatus(status).outcome;
 }
-
-const timeoutCodes: ReadonlySet<string> = new Set(["ETIMEDOUT", "ESOCKETTIMEDOUT"]);
 
 /** A try that got no HTTP response: a deadline or abort is `timeout`, anything else `network`. */
 export function outcomeFromError(error: unknown): KeyVaultOutcome {
-  if (typeof error === "object" && error !== null) {
-    const { name, code, statusCode } = error as {
-      name?: unknown;
-      code?: unknown;
-      statusCode?: unknown;
-    };
-    if (typeof statusCode === "number") return outcomeFromStatus(statusCode);
-    if (name === "AbortError" || name === "TimeoutError") return "timeout";
-    if (typeof code === "string" && timeoutCodes.has(code)) return "timeout";
-  }
-  return "network";
+  return classifyFailure(error).outcome;
 }
 
 export interface MetricsPolicyOptions {

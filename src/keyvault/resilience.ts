@@ -12,8 +12,7 @@
  */
 import type { PipelinePolicy, PipelineRequest, PipelineResponse } from "@azure/core-rest-pipeline";
 import { KmsError } from "../kms/errors.js";
-import { networkErrorCodes } from "./errors.js";
-import { tokenOutage } from "./token-endpoint.js";
+import { classifyFailure, classifyStatus } from "./failures.js";
 import { WindowLimiter, KEY_VAULT_WINDOW_MS, type Turn } from "./rate-limiter.js";
 import { defaultAllowance, UNKNOWN_KEY_ALLOWANCE, type KeyKind } from "./service-limits.js";
 import type { AdditionalPolicyConfig } from "./proxy-mode.js";
@@ -255,49 +254,27 @@ export interface TryVerdict {
   readonly retryAfterMs?: number;
 }
 
-/** Identity errors: a token endpoint outage is retried like Key Vault's; a refusal is not one. */
-const identityErrorNames: ReadonlySet<string> = new Set([
-  "AuthenticationError",
-  "AuthenticationRequiredError",
-  "CredentialUnavailableError",
-  "IdentitySetupError",
-  "TokenEndpointError",
-]);
-
+/** A Key Vault answer's verdict (failures.ts), with the Retry-After of a 429 or 503. */
 export function verdictForStatus(status: number, headers?: HeaderBag): TryVerdict {
-  if (status === 429 || status === 503) {
-    const after = retryAfterMs(headers);
-    const timing = after === undefined ? {} : { retryAfterMs: after };
-    // A 429 answers for a quota, not for the service's health: it never opens the circuit.
-    if (status === 429) return { retry: true, outage: false, throttled: true, ...timing };
-    return { retry: true, outage: true, ...timing };
-  }
-  if (status === 408 || (status >= 500 && status !== 501 && status !== 505)) {
-    return { retry: true, outage: true };
-  }
-  return { retry: false, outage: false };
+  if (status < 400) return { retry: false, outage: false };
+  const { retry, outage, throttled } = classifyStatus(status);
+  const after = status === 429 || status === 503 ? retryAfterMs(headers) : undefined;
+  return {
+    retry,
+    outage,
+    ...(throttled ? { throttled } : {}),
+    ...(after === undefined ? {} : { retryAfterMs: after }),
+  };
 }
 
+/** A try that threw (no answer, a token endpoint outage, an identity refusal): failures.ts. */
 export function verdictForError(error: unknown): TryVerdict {
-  if (typeof error !== "object" || error === null) return { retry: false, outage: true };
-  const e = error as {
-    name?: unknown;
-    code?: unknown;
-    statusCode?: unknown;
-    response?: { headers?: HeaderBag };
-  };
-  if (e instanceof KmsError) return { retry: false, outage: false };
-  if (typeof e.name === "string" && identityErrorNames.has(e.name)) {
-    // The token fetch runs inside this try (the auth policy is after this one), so the token
-    // endpoint's outages reach the breaker and the retries here, like Key Vault's own.
-    const outage = tokenOutage(error);
-    if (outage !== undefined) return { retry: outage.retry, outage: true };
-    return { retry: false, outage: e.name === "CredentialUnavailableError" };
+  const failure = classifyFailure(error);
+  if (failure.status !== undefined) {
+    const headers = (error as { response?: { headers?: HeaderBag } }).response?.headers;
+    return verdictForStatus(failure.status, headers);
   }
-  if (typeof e.statusCode === "number") return verdictForStatus(e.statusCode, e.response?.headers);
-  if (e.name === "AbortError" || e.name === "TimeoutError") return { retry: true, outage: true };
-  const code = typeof e.code === "string" ? e.code : "";
-  return { retry: networkErrorCodes.has(code), outage: true };
+  return { retry: failure.retry, outage: failure.outage };
 }
 
 // ---------------------------------------------------------------------------------------------
