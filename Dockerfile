@@ -11,7 +11,8 @@
 # Runtime properties (checked by test/integration/image-layout.test.ts where they can be checked
 # without a Docker engine):
 # - no shell, no package manager: gcr.io/distroless/nodejs24-debian12 (glibc, CA certificates);
-# - production dependencies only (`npm ci --omit=dev` in its own stage);
+# - production dependencies only (`npm ci --omit=dev` in its own stage), and no emulator: the
+#   workspace package packages/emulator is neither copied nor installed there;
 # - non-root by default: numeric USER 65532:65532, so that kubelet can enforce runAsNonRoot;
 # - nothing is written at run time except the KMS socket (a mounted directory), so the root
 #   filesystem can be mounted read-only.
@@ -28,8 +29,13 @@ ARG NODE_RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 FROM ${NODE_BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
+COPY packages/emulator/package.json ./packages/emulator/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+# The emulator workspace package is built here only for the types its `emulator` command loader
+# names; the runtime stage takes the plugin's dist/ alone, so the image holds no emulator.
+COPY packages/emulator/tsconfig.build.json ./packages/emulator/
+COPY packages/emulator/src ./packages/emulator/src
 COPY src ./src
 RUN npm run build
 # src/version.ts reads ./build-info.json next to the compiled code for `--version`.

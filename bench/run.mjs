@@ -23,7 +23,7 @@ import { setMaxListeners } from "node:events";
 import { mkdtemp } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEmulator } from "../dist/emulator/index.js";
+import { createEmulator } from "@keyvault-kms/emulator";
 import { benchConfig } from "./lib/config.mjs";
 import { judge, tableRows } from "./lib/judge.mjs";
 import { goDesignPhase, limitPhase, mainPluginPhase, startupPhase } from "./lib/phases.mjs";

@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { contractLine } from "../dist/commands/emulator.js";
-import { createEmulator } from "../dist/emulator/index.js";
+import { createEmulator } from "@keyvault-kms/emulator";
 import { KeyManagementService } from "../dist/gen/v2/api_pb.js";
 import { createPromiseClient, KmsClientError } from "../dist/grpc/promise-client.js";
 

@@ -8,9 +8,9 @@ import {
   UsageError,
   type FlagSpec,
 } from "../config/index.js";
-import type { Emulator } from "../emulator/index.js";
+import type { Emulator } from "@keyvault-kms/emulator";
 import { createLogger } from "../log/index.js";
-import { contractLine, startEmulatorFrom } from "./emulator.js";
+import { contractLine, EmulatorMissingError, startEmulatorFrom } from "./emulator.js";
 import { exitCodes, untilAborted, type CommandIo } from "./io.js";
 import { startPlugin } from "./plugin.js";
 
@@ -92,7 +92,14 @@ export async function devCommand(argv: readonly string[], io: CommandIo): Promis
   }
   await mkdir(stateDir, { recursive: true });
 
-  const emu = await startDevEmulator(stateDir);
+  let emu: Emulator;
+  try {
+    emu = await startDevEmulator(stateDir);
+  } catch (err) {
+    if (!(err instanceof EmulatorMissingError)) throw err;
+    io.err(`keyvault-kms dev: ${err.message}`);
+    return exitCodes.usage;
+  }
   const contract = contractLine(emu, keyName);
   // The same path a real deployment takes: the emulator's serveArgs/serveEnv through parseConfig.
   const config = await parseConfig(

@@ -1,12 +1,27 @@
 import { resolve } from "node:path";
+import type { Emulator, EmulatorKeySpec } from "@keyvault-kms/emulator";
 import { flagUsage, parseFlags, parseUint, UsageError, type FlagSpec } from "../config/index.js";
-import {
-  createEmulator,
-  parseKeyPermissions,
-  type Emulator,
-  type EmulatorKeySpec,
-} from "../emulator/index.js";
 import { exitCodes, untilAborted, type CommandIo } from "./io.js";
+
+/** The emulator is a package of the repository's workspace, not of the plugin's image. */
+export class EmulatorMissingError extends Error {
+  override name = "EmulatorMissingError";
+}
+
+/** Loads the emulator package; only a checkout of the repository has it. */
+async function loadEmulator(): Promise<typeof import("@keyvault-kms/emulator")> {
+  try {
+    return await import("@keyvault-kms/emulator");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ERR_MODULE_NOT_FOUND" && code !== "MODULE_NOT_FOUND") throw err;
+    throw new EmulatorMissingError(
+      "the Key Vault emulator is not part of this installation: it comes with a checkout of the " +
+        "repository (npm ci && npm run build), never with the image or the npm package",
+      { cause: err },
+    );
+  }
+}
 
 export const emulatorFlags: readonly FlagSpec[] = [
   {
@@ -63,7 +78,11 @@ export interface EmulatorSettings {
   readonly apiVersions?: string[];
 }
 
-export function parseEmulatorFlags(argv: readonly string[], cwd: string): EmulatorSettings {
+export function parseEmulatorFlags(
+  argv: readonly string[],
+  cwd: string,
+  parseKeyPermissions: (names: readonly string[]) => unknown,
+): EmulatorSettings {
   const flags = parseFlags(argv, emulatorFlags);
   if (flags.rest.length > 0) throw new UsageError(`unexpected argument: ${flags.rest[0] ?? ""}`);
   const get = (name: string) => flags.get(name);
@@ -128,6 +147,7 @@ export function contractLine(emu: Emulator, keyName: string) {
 }
 
 export async function startEmulatorFrom(settings: EmulatorSettings): Promise<Emulator> {
+  const { createEmulator } = await loadEmulator();
   return createEmulator({
     stateDir: settings.stateDir,
     port: settings.port,
@@ -143,9 +163,10 @@ export async function startEmulatorFrom(settings: EmulatorSettings): Promise<Emu
 export async function emulatorCommand(argv: readonly string[], io: CommandIo): Promise<number> {
   let settings: EmulatorSettings;
   try {
-    settings = parseEmulatorFlags(argv, io.cwd);
+    const { parseKeyPermissions } = await loadEmulator();
+    settings = parseEmulatorFlags(argv, io.cwd, parseKeyPermissions);
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof EmulatorMissingError) {
       io.err(`keyvault-kms emulator: ${err.message}`);
       return exitCodes.usage;
     }

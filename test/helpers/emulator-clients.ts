@@ -1,6 +1,6 @@
 import { ClientSecretCredential } from "@azure/identity";
 import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
-import type { Emulator } from "../../src/emulator/index.js";
+import type { Emulator } from "@keyvault-kms/emulator";
 
 export interface EmulatorClients {
   credential: ClientSecretCredential;

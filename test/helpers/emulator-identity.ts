@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig, type Config } from "../../src/config/index.js";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { createCredential } from "../../src/keyvault/index.js";
 import { KmsError } from "../../src/kms/errors.js";
 import { emulatorWrapper } from "./emulator-wrapper.js";

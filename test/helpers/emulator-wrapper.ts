@@ -1,4 +1,4 @@
-import type { Emulator } from "../../src/emulator/index.js";
+import type { Emulator } from "@keyvault-kms/emulator";
 import {
   createCredential,
   createKeyVaultWrapper,

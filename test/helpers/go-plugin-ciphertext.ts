@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { PipelinePolicy, PipelineResponse } from "@azure/core-rest-pipeline";
 import { CryptographyClient, type KeyVaultKey } from "@azure/keyvault-keys";
-import type { Emulator } from "../../src/emulator/index.js";
+import type { Emulator } from "@keyvault-kms/emulator";
 import { emulatorClients } from "./emulator-clients.js";
 
 export interface GoPluginCiphertext {

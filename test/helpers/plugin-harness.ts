@@ -10,7 +10,7 @@ import {
   type Emulator,
   type EmulatorKeySpec,
   type EmulatorOptions,
-} from "../../src/emulator/index.js";
+} from "@keyvault-kms/emulator";
 import { createLogger, silentLogger, type Logger } from "../../src/log/index.js";
 
 export interface HarnessOptions {

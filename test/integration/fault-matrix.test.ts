@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { contractLine } from "../../src/commands/emulator.js";
 import { startPlugin } from "../../src/commands/plugin.js";
 import { parseConfig } from "../../src/config/index.js";
-import type { FaultSpec } from "../../src/emulator/index.js";
+import type { FaultSpec } from "@keyvault-kms/emulator";
 import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { silentLogger } from "../../src/log/index.js";
 import { createClient, KmsClientError, type PromiseClient } from "../helpers/grpc-client.js";

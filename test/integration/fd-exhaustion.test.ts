@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { contractLine, startEmulatorFrom } from "../../src/commands/emulator.js";
-import type { Emulator } from "../../src/emulator/index.js";
+import type { Emulator } from "@keyvault-kms/emulator";
 import { cliPath } from "../helpers/cli-process.js";
 import { eventually } from "../helpers/eventually.js";
 import { OwnConnectionClient } from "../helpers/kms-load.js";

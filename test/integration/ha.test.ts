@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { contractLine } from "../../src/commands/emulator.js";
 import { startPlugin, type RunningPlugin } from "../../src/commands/plugin.js";
 import { parseConfig } from "../../src/config/index.js";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { parseEnvelope } from "../../src/kms/index.js";
 import { silentLogger } from "../../src/log/index.js";

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import { contractLine, startEmulatorFrom } from "../../src/commands/emulator.js";
-import type { Emulator } from "../../src/emulator/index.js";
+import type { Emulator } from "@keyvault-kms/emulator";
 import { CLIENT_MAGIC, EMPTY_SETTINGS_FRAME } from "../../src/grpc/http2-frames.js";
 import { startCli, type CliProcess } from "../helpers/cli-process.js";
 import { OwnConnectionClient } from "../helpers/kms-load.js";

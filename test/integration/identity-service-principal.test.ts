@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describeConfig } from "../../src/config/index.js";
-import type { ClientCertificateInfo } from "../../src/emulator/index.js";
+import type { ClientCertificateInfo } from "@keyvault-kms/emulator";
 import {
   identityConfig,
   kmsCode,

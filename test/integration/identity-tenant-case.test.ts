@@ -6,7 +6,7 @@
  * and the real Key Vault wrapper.
  */
 import { join } from "node:path";
-import type { ClientCertificateInfo } from "../../src/emulator/index.js";
+import type { ClientCertificateInfo } from "@keyvault-kms/emulator";
 import {
   identityConfig,
   startIdentityBench,

@@ -171,6 +171,25 @@ describe("Dockerfile", () => {
   });
 });
 
+describe("the plugin's npm package", () => {
+  it("holds the plugin's dist/ and no emulator", async () => {
+    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+      cwd: repoRoot,
+      timeout: 60_000,
+    });
+    const [pack] = JSON.parse(stdout) as { files: { path: string }[] }[];
+    const files = pack?.files.map((f) => f.path) ?? [];
+    expect(files.length).toBeGreaterThan(20);
+    const outside = files.filter((f) => !f.startsWith("dist/") && !/^[^/]+$/.test(f));
+    expect(outside).toEqual([]);
+    // The `emulator` command's flags and loader only (it reports the emulator missing).
+    expect(files.filter((f) => /emulator/.test(f))).toEqual([
+      "dist/commands/emulator.js",
+      "dist/commands/emulator.js.map",
+    ]);
+  });
+});
+
 describe("the runtime stage's contents, rebuilt without Docker", () => {
   let dir = "";
   const node = (args: string[]) =>
@@ -235,6 +254,21 @@ describe("the runtime stage's contents, rebuilt without Docker", () => {
   it("serve --help lists the flags", async () => {
     const { stdout, stderr } = await node(["dist/cli.js", "serve", "--help"]);
     expect(`${stdout}${stderr}`).toContain("listen-addr");
+  });
+
+  it("holds no emulator: the emulator and dev commands say it is not installed", async () => {
+    await expect(stat(join(dir, "dist", "emulator"))).rejects.toMatchObject({ code: "ENOENT" });
+    await expect(stat(join(dir, "node_modules", "@keyvault-kms"))).rejects.toMatchObject({
+      code: "ENOENT",
+    });
+    for (const command of [["emulator", "--state-dir", join(dir, "emu")], ["dev"]]) {
+      const failed = await node(["dist/cli.js", ...command]).then(
+        () => undefined,
+        (err: unknown) => err as { code?: number; stderr?: string },
+      );
+      expect(failed?.code).toBe(2);
+      expect(failed?.stderr).toContain("the Key Vault emulator is not part of this installation");
+    }
   });
 
   it("every compiled module loads with production dependencies only", async () => {

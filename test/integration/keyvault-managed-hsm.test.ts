@@ -1,6 +1,6 @@
 /** The Key Vault KeyWrapper with a Managed HSM oct-HSM key: wraps go to the service (A256KW). */
 import { randomBytes } from "node:crypto";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { emulatorWrapper } from "../helpers/emulator-wrapper.js";
 
 let emu: Emulator;

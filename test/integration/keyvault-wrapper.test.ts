@@ -1,7 +1,7 @@
 /** The Key Vault KeyWrapper over the unmodified Azure SDK, against the emulator over HTTPS. */
 import { randomBytes } from "node:crypto";
 import { ClientSecretCredential } from "@azure/identity";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { emulatorCredential, emulatorWrapper } from "../helpers/emulator-wrapper.js";
 import type { KeyVaultWrapperOptions } from "../../src/keyvault/index.js";
 import { KmsError, type KmsErrorCode } from "../../src/kms/index.js";

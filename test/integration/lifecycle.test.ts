@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import { contractLine, startEmulatorFrom } from "../../src/commands/emulator.js";
-import type { Emulator } from "../../src/emulator/index.js";
+import type { Emulator } from "@keyvault-kms/emulator";
 import * as v1beta1 from "../../src/gen/v1beta1/api_pb.js";
 import * as v2 from "../../src/gen/v2/api_pb.js";
 import { createKmsServer, type KmsServer } from "../../src/grpc/index.js";

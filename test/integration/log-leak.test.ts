@@ -13,7 +13,7 @@ import { PassThrough } from "node:stream";
 import { contractLine } from "../../src/commands/emulator.js";
 import { startPlugin, type RunningPlugin } from "../../src/commands/plugin.js";
 import { parseConfig } from "../../src/config/index.js";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { keyUrl, parseEnvelope, type WrappedSeed } from "../../src/kms/index.js";
 import { createLogger } from "../../src/log/index.js";

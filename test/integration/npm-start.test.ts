@@ -22,7 +22,15 @@ let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "kvkms-npm-start-"));
   const app = join(dir, "app");
-  for (const f of ["src", "package.json", "tsconfig.json", "tsconfig.build.json"]) {
+  for (const f of [
+    "src",
+    "package.json",
+    "tsconfig.json",
+    "tsconfig.build.json",
+    "packages/emulator/src",
+    "packages/emulator/package.json",
+    "packages/emulator/tsconfig.build.json",
+  ]) {
     await cp(join(root, f), join(app, f), { recursive: true });
   }
   await symlink(join(root, "node_modules"), join(app, "node_modules"));

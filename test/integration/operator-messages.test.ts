@@ -11,7 +11,7 @@ import { contractLine, emulatorFlags, startEmulatorFrom } from "../../src/comman
 import { clientFlags } from "../../src/commands/client.js";
 import { devFlags } from "../../src/commands/dev.js";
 import { serveFlags } from "../../src/config/index.js";
-import type { Emulator } from "../../src/emulator/index.js";
+import type { Emulator } from "@keyvault-kms/emulator";
 import { runCli, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { eventually } from "../helpers/eventually.js";
 

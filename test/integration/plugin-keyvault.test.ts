@@ -5,7 +5,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { KeyManagementService as V1 } from "../../src/gen/v1beta1/api_pb.js";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { encodeEnvelope, keyIdOf, parseEnvelope } from "../../src/kms/index.js";
 import { callError, createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";

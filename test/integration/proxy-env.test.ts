@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { connect, type AddressInfo } from "node:net";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { createCredential, createKeyVaultWrapper } from "../../src/keyvault/index.js";
 
 let emu: Emulator;

@@ -5,7 +5,7 @@ import {
   startProxyFront,
   type Emulator,
   type ProxyFront,
-} from "../../src/emulator/index.js";
+} from "@keyvault-kms/emulator";
 import {
   createCredential,
   createKeyVaultWrapper,

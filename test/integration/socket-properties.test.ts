@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { encodeEnvelope, finishEnvelope } from "../../src/kms/envelope.js";
 import { keyIdOf } from "../../src/kms/key-id.js";

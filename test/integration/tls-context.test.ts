@@ -1,6 +1,6 @@
 /** The shared TLS context the Key Vault clients use for an extra CA (src/keyvault/client-options.ts). */
 import { request, type RequestOptions } from "node:https";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { tlsOptions } from "../../src/keyvault/client-options.js";
 
 let emu: Emulator;

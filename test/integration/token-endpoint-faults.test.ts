@@ -5,7 +5,7 @@
  * (createCredential) and the real Key Vault wrapper against the emulator; a fresh credential per
  * case, since MSAL caches tokens and holds requests after a 5xx.
  */
-import { createEmulator, type Emulator, type FaultSpec } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator, type FaultSpec } from "@keyvault-kms/emulator";
 import { createCredential, type KeyVaultWrapper } from "../../src/keyvault/index.js";
 import type { ResilienceSettings } from "../../src/keyvault/resilience.js";
 import { KmsError } from "../../src/kms/index.js";

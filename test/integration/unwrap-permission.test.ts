@@ -6,7 +6,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
-import { KEY_PERMISSIONS } from "../../src/emulator/access-policy.js";
+import { KEY_PERMISSIONS } from "@keyvault-kms/emulator";
 import { eventually } from "../helpers/eventually.js";
 import { createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness } from "../helpers/plugin-harness.js";

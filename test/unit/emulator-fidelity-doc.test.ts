@@ -15,7 +15,10 @@ function testFiles(dir: string): Map<string, string> {
   return out;
 }
 
-const files = testFiles(join(root, "test"));
+const files = new Map([
+  ...testFiles(join(root, "test")),
+  ...testFiles(join(root, "packages", "emulator", "test")),
+]);
 const rows = doc
   .split("\n")
   .filter((l) => l.startsWith("| ") && !l.startsWith("| behaviour") && !l.startsWith("| ---"));

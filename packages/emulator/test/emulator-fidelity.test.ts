@@ -4,8 +4,8 @@
  * Raw HTTPS, outside any SDK, so that the wire shape itself is what is checked.
  */
 import { randomBytes } from "node:crypto";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
-import { fetchToken, rawRequest, type RawResponse } from "../helpers/emulator-http.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
+import { fetchToken, rawRequest, type RawResponse } from "../../../test/helpers/emulator-http.js";
 
 const MHSM_SCOPE = "https://managedhsm.azure.net/.default";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

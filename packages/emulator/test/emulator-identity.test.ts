@@ -1,4 +1,4 @@
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 
 let emu: Emulator;
 beforeAll(async () => {

@@ -1,6 +1,10 @@
 import { constants, createPublicKey, publicEncrypt, randomBytes } from "node:crypto";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
-import { emulatorClients, failure, type EmulatorClients } from "../helpers/emulator-clients.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
+import {
+  emulatorClients,
+  failure,
+  type EmulatorClients,
+} from "../../../test/helpers/emulator-clients.js";
 
 const VERSION = /^[0-9a-f]{32}$/;
 

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEmulator } from "../../src/emulator/index.js";
-import { emulatorClients } from "../helpers/emulator-clients.js";
+import { createEmulator } from "@keyvault-kms/emulator";
+import { emulatorClients } from "../../../test/helpers/emulator-clients.js";
 
 describe("emulator: state directory", () => {
   let dir: string;

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { ClientSecretCredential } from "@azure/identity";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
-import { emulatorClients, failure } from "../helpers/emulator-clients.js";
-import { fetchToken, rawRequest } from "../helpers/emulator-http.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
+import { emulatorClients, failure } from "../../../test/helpers/emulator-clients.js";
+import { fetchToken, rawRequest } from "../../../test/helpers/emulator-http.js";
 
 const SCOPE = "https://vault.azure.net/.default";
 

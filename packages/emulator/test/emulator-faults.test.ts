@@ -1,9 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { request } from "node:https";
-import { createEmulator, OPERATIONS, type Emulator } from "../../src/emulator/index.js";
-import { emulatorClients, failure, type EmulatorClients } from "../helpers/emulator-clients.js";
-import { fetchToken, rawRequest, type RawResponse } from "../helpers/emulator-http.js";
-import { eventually } from "../helpers/eventually.js";
+import { createEmulator, OPERATIONS, type Emulator } from "@keyvault-kms/emulator";
+import {
+  emulatorClients,
+  failure,
+  type EmulatorClients,
+} from "../../../test/helpers/emulator-clients.js";
+import { fetchToken, rawRequest, type RawResponse } from "../../../test/helpers/emulator-http.js";
+import { eventually } from "../../../test/helpers/eventually.js";
 
 describe("emulator: counters and fault injection", () => {
   let emu: Emulator;

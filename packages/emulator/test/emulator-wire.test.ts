@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createEmulator, type Emulator } from "../../src/emulator/index.js";
-import { fetchToken, rawRequest, type RawResponse } from "../helpers/emulator-http.js";
+import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
+import { fetchToken, rawRequest, type RawResponse } from "../../../test/helpers/emulator-http.js";
 
 interface Bundle {
   key: { kid: string; kty: string; key_ops: string[]; n?: string; e?: string; k?: string };
