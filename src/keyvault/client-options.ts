@@ -14,6 +14,7 @@ import {
 import type { ApiVersionPolicy } from "./api-version.js";
 import { createResilience, type KeyVaultResilience } from "./resilience.js";
 import { tokenTryTimeoutPolicy } from "./token-endpoint.js";
+import { LRUCache } from "lru-cache";
 
 export interface ClientOptionsInput {
   readonly vaultHost: string;
@@ -102,16 +103,14 @@ export function tlsOptions(caPem: string | undefined): { tlsOptions?: TlsSetting
 
 type TlsSettings = NonNullable<KeyClientOptions["tlsOptions"]>;
 
-const secureContexts = new Map<string, SecureContext>();
 /** Bound: CA files are few and rarely change; a changed file adds one entry. */
-const MAX_SECURE_CONTEXTS = 4;
+const secureContexts = new LRUCache<string, SecureContext>({ max: 4 });
 
 function sharedSecureContext(caPem: string): SecureContext {
   let context = secureContexts.get(caPem);
   if (context === undefined) {
     // The extra CA is added to the system roots: a `ca` option replaces Node's defaults.
     context = createSecureContext({ ca: [...rootCertificates, caPem] });
-    if (secureContexts.size >= MAX_SECURE_CONTEXTS) secureContexts.clear();
     secureContexts.set(caPem, context);
   }
   return context;

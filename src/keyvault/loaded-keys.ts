@@ -3,6 +3,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import type { KeyVaultKey } from "@azure/keyvault-keys";
 import { KmsError } from "../kms/errors.js";
 import type { KeyReference, WrapAlgorithm } from "../kms/key-wrapper.js";
+import { LRUCache } from "lru-cache";
 
 export interface LoadedKey {
   readonly ref: KeyReference;
@@ -62,34 +63,23 @@ export function loadKey(key: KeyVaultKey, vaultHost: string): LoadedKey {
 
 /** Loaded versions, bounded: the least recently selected goes first. */
 export class LoadedKeys {
-  // Map order is insertion order; `use` re-inserts, so the first entry is the stalest.
-  private readonly byVersion = new Map<string, LoadedKey>();
+  private readonly byVersion: LRUCache<string, LoadedKey>;
 
-  constructor(private readonly max: number) {}
+  constructor(max: number) {
+    this.byVersion = new LRUCache({ max });
+  }
 
+  /** A loaded version; reading it does not count as selecting it. */
   get(version: string): LoadedKey | undefined {
-    return this.byVersion.get(version.toLowerCase());
+    return this.byVersion.peek(version.toLowerCase());
   }
 
   /** Marks a version as in use so that eviction never takes the current one first. */
   use(version: string): LoadedKey | undefined {
-    const key = this.get(version);
-    if (key !== undefined) {
-      const id = version.toLowerCase();
-      this.byVersion.delete(id);
-      this.byVersion.set(id, key);
-    }
-    return key;
+    return this.byVersion.get(version.toLowerCase());
   }
 
   add(key: LoadedKey): void {
-    const id = key.ref.keyVersion.toLowerCase();
-    this.byVersion.delete(id);
-    while (this.byVersion.size >= this.max) {
-      const oldest = this.byVersion.keys().next().value;
-      if (oldest === undefined) break;
-      this.byVersion.delete(oldest);
-    }
-    this.byVersion.set(id, key);
+    this.byVersion.set(key.ref.keyVersion.toLowerCase(), key);
   }
 }

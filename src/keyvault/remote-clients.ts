@@ -15,19 +15,22 @@ import {
   type CryptographyClientOptions,
   type KeyVaultKey,
 } from "@azure/keyvault-keys";
+import { LRUCache } from "lru-cache";
 import type { KeyReference } from "../kms/key-wrapper.js";
 
 export class RemoteClients {
-  // Map order is insertion order: the first entry is the oldest, evicted first.
-  private readonly byKid = new Map<string, CryptographyClient>();
+  /** Bounded: the least recently used version's client goes first. */
+  private readonly byKid: LRUCache<string, CryptographyClient>;
 
   constructor(
     /** `https://host[:port]`, no trailing slash. */
     private readonly vaultUrl: string,
     private readonly credential: TokenCredential,
     private readonly clientOptions: CryptographyClientOptions,
-    private readonly max = 64,
-  ) {}
+    max = 64,
+  ) {
+    this.byKid = new LRUCache({ max });
+  }
 
   /** The client of exactly this version (never a version-less kid: it mislabels results). */
   for(ref: KeyReference): CryptographyClient {
@@ -46,10 +49,6 @@ export class RemoteClients {
         },
       };
       client = new CryptographyClient(key, this.credential, this.clientOptions);
-      if (this.byKid.size >= this.max) {
-        const oldest = this.byKid.keys().next().value;
-        if (oldest !== undefined) this.byKid.delete(oldest);
-      }
       this.byKid.set(id, client);
     }
     return client;

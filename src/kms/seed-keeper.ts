@@ -3,6 +3,7 @@
  * cached older ones, and Key Vault's view of the key's versions, refreshed by a poll. It promotes a new
  * version, replaces an old seed, and drops every seed under a revoked version.
  */
+import { LRUCache } from "lru-cache";
 import type { KeyAllowlist } from "./allowlist.js";
 import { KmsError, toKmsError } from "./errors.js";
 import type { KeyReference, KeyState, KeyWrapper, RevocationReason } from "./key-wrapper.js";
@@ -74,7 +75,8 @@ export class SeedKeeper {
   /** Versions of the configured key last reported revoked, for onRevoke/onRestore. */
   readonly #revoked = new Map<string, RevocationReason>();
   /** Versions of the configured key this plugin has held seeds under. */
-  readonly #known = new Set<string>();
+  /** Versions seen in use, bounded: the oldest seen goes first. */
+  readonly #known = new LRUCache<string, true>({ max: MAX_KNOWN_VERSIONS });
   /** Why no seed is usable although Key Vault answered (revoked, or its successor's wrap failed). */
   #unusable: KmsError | undefined;
   #served = false;
@@ -412,7 +414,8 @@ export class SeedKeeper {
   #noteRevocations(state: KeyState): void {
     for (const seed of this.cache.seeds()) this.#know(seed.wrapped.key);
     if (state.current !== undefined) this.#know(state.current);
-    const versions = new Set([...this.#known, ...this.#revoked.keys()]);
+    // Oldest first, so that events come in the order the versions were seen.
+    const versions = new Set([...this.#known.rkeys(), ...this.#revoked.keys()]);
     for (const version of versions) {
       const reason = state.revocation(version);
       const before = this.#revoked.get(version);
@@ -428,11 +431,7 @@ export class SeedKeeper {
 
   #know(key: KeyReference): void {
     if (this.#known.has(key.keyVersion) || !this.#allowlist.isConfigured(key)) return;
-    this.#known.add(key.keyVersion);
-    if (this.#known.size > MAX_KNOWN_VERSIONS) {
-      const oldest = this.#known.values().next();
-      if (oldest.done !== true) this.#known.delete(oldest.value);
-    }
+    this.#known.set(key.keyVersion, true);
   }
 
   /** The latest current version, if it is the one revoked. */
