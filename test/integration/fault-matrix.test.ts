@@ -22,6 +22,7 @@ import { silentLogger } from "../../src/log/index.js";
 import { createClient, KmsClientError, type PromiseClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
 import { report } from "../helpers/report.js";
+import { serveArgs } from "../helpers/serve-args.js";
 
 const DEADLINE_MS = 3000;
 const FAULT_MS = Number(process.env["FAULT_SECONDS"] ?? "2.5") * 1000;
@@ -101,18 +102,7 @@ describe("fault matrix (real plugin, emulator faults)", () => {
   async function writerSeed(index: number): Promise<Sample[]> {
     const contract = contractLine(h.emu, "kek");
     const socket = join(h.dir, `writer-${index}.sock`);
-    const config = await parseConfig(
-      [
-        ...contract.serveArgs,
-        "--listen-addr",
-        `unix://${socket}`,
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--healthz-port",
-        "0",
-      ],
-      { ...contract.serveEnv },
-    );
+    const config = await parseConfig(serveArgs(contract, socket), { ...contract.serveEnv });
     const writer = await startPlugin(config, silentLogger());
     await writer.ready;
     const c = createClient(V2, socket, { timeoutMs: 10_000 });

@@ -12,11 +12,11 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { contractLine, startEmulatorFrom } from "../../src/commands/emulator.js";
 import type { Emulator } from "@keyvault-kms/emulator";
 import { cliPath } from "../helpers/cli-process.js";
 import { eventually } from "../helpers/eventually.js";
 import { OwnConnectionClient } from "../helpers/kms-load.js";
+import { serveArgs, startTestEmulator, type Contract } from "../helpers/serve-args.js";
 
 const READY = "ready: current seed wrapped";
 /** Enough for the plugin to start and serve, too few for 64 more connections. */
@@ -29,22 +29,9 @@ let out = "";
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "kvkms-fds-"));
-  emu = await startEmulatorFrom({
-    stateDir: join(dir, "emu"),
-    port: 0,
-    key: { name: "kms-kek", kty: "RSA", size: 2048 },
-  });
-  const contract = contractLine(emu, "kms-kek");
-  const args = [
-    cliPath,
-    ...contract.serveArgs,
-    "--listen-addr",
-    `unix://${join(dir, "kms.sock")}`,
-    "--metrics-addr",
-    "127.0.0.1:0",
-    "--healthz-port",
-    "0",
-  ];
+  let contract: Contract;
+  ({ emu, contract } = await startTestEmulator(dir));
+  const args = [cliPath, ...serveArgs(contract, join(dir, "kms.sock"))];
   child = spawn(
     "sh",
     ["-c", `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, process.execPath, ...args],

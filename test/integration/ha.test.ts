@@ -19,6 +19,7 @@ import { emulatorClients } from "../helpers/emulator-clients.js";
 import { goPluginKeyId } from "../helpers/go-plugin-ciphertext.js";
 import { createClient, type PromiseClient } from "../helpers/grpc-client.js";
 import { report } from "../helpers/report.js";
+import { serveArgs } from "../helpers/serve-args.js";
 
 const pollMs = 300;
 /** One poll interval plus its ±10% jitter and scheduling slack. */
@@ -46,17 +47,7 @@ let nodes: Node[] = [];
 async function startNodePlugin(socketPath: string): Promise<RunningPlugin> {
   const contract = contractLine(emu!, keyName);
   const config = await parseConfig(
-    [
-      ...contract.serveArgs,
-      "--listen-addr",
-      `unix://${socketPath}`,
-      "--metrics-addr",
-      "127.0.0.1:0",
-      "--healthz-port",
-      "0",
-      "--rotation-poll-interval",
-      `${pollMs}ms`,
-    ],
+    serveArgs(contract, socketPath, ["--rotation-poll-interval", `${pollMs}ms`]),
     { ...contract.serveEnv },
   );
   const plugin = await startPlugin(config, silentLogger());

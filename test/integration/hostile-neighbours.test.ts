@@ -11,11 +11,11 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
-import { contractLine, startEmulatorFrom } from "../../src/commands/emulator.js";
 import type { Emulator } from "@keyvault-kms/emulator";
 import { CLIENT_MAGIC, EMPTY_SETTINGS_FRAME } from "../../src/grpc/http2-frames.js";
 import { startCli, type CliProcess } from "../helpers/cli-process.js";
 import { OwnConnectionClient } from "../helpers/kms-load.js";
+import { serveArgs, servedPorts, startTestEmulator, type Contract } from "../helpers/serve-args.js";
 
 const READY = "ready: current seed wrapped";
 const MiB = 1024 * 1024;
@@ -31,28 +31,14 @@ let apiserver: OwnConnectionClient;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "kvkms-hostile-"));
-  emu = await startEmulatorFrom({
-    stateDir: join(dir, "emu"),
-    port: 0,
-    key: { name: "kms-kek", kty: "RSA", size: 2048 },
-  });
-  const contract = contractLine(emu, "kms-kek");
+  let contract: Contract;
+  ({ emu, contract } = await startTestEmulator(dir));
   socketPath = join(dir, "kms.sock");
-  serve = startCli(
-    [
-      ...contract.serveArgs,
-      "--listen-addr",
-      `unix://${socketPath}`,
-      "--metrics-addr",
-      "127.0.0.1:0",
-      "--healthz-port",
-      "0",
-    ],
-    { ...contract.serveEnv, NODE_OPTIONS: "--max-old-space-size=160" },
-  );
-  const out = await serve.waitForStderr((o) => o.includes(READY));
-  metricsPort = Number(/"url":"http:\/\/127\.0\.0\.1:(\d+)\/metrics"/.exec(out)?.[1]);
-  healthPort = Number(/"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(out)?.[1]);
+  serve = startCli(serveArgs(contract, socketPath), {
+    ...contract.serveEnv,
+    NODE_OPTIONS: "--max-old-space-size=160",
+  });
+  ({ metricsPort, healthPort } = servedPorts(await serve.waitForStderr((o) => o.includes(READY))));
   apiserver = new OwnConnectionClient(socketPath);
   expect((await apiserver.status()).healthz).toBe("ok");
 }, 30_000);

@@ -10,7 +10,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
-import { contractLine, startEmulatorFrom } from "../../src/commands/emulator.js";
 import type { Emulator } from "@keyvault-kms/emulator";
 import * as v1beta1 from "../../src/gen/v1beta1/api_pb.js";
 import * as v2 from "../../src/gen/v2/api_pb.js";
@@ -20,22 +19,18 @@ import { runCli, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { createClient } from "../helpers/grpc-client.js";
 import { codeName, OwnConnectionClient, startLoad } from "../helpers/kms-load.js";
 import { report } from "../helpers/report.js";
+import { serveArgs, startTestEmulator, type Contract } from "../helpers/serve-args.js";
 
 const READY = "ready: current seed wrapped";
 const EXIT_BOUND_MS = 10_000;
 
 let dir: string;
 let emu: Emulator;
-let contract: ReturnType<typeof contractLine>;
+let contract: Contract;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "kvkms-life-"));
-  emu = await startEmulatorFrom({
-    stateDir: join(dir, "emu"),
-    port: 0,
-    key: { name: "kms-kek", kty: "RSA", size: 2048 },
-  });
-  contract = contractLine(emu, "kms-kek");
+  ({ emu, contract } = await startTestEmulator(dir));
 });
 
 afterAll(async () => {
@@ -47,20 +42,8 @@ beforeEach(() => {
   emu.clearFaults();
 });
 
-function serveArgs(socket: string): string[] {
-  return [
-    ...contract.serveArgs,
-    "--listen-addr",
-    `unix://${socket}`,
-    "--metrics-addr",
-    "127.0.0.1:0",
-    "--healthz-port",
-    "0",
-  ];
-}
-
 async function startServe(socket: string): Promise<CliProcess> {
-  const serve = startCli(serveArgs(socket), contract.serveEnv);
+  const serve = startCli(serveArgs(contract, socket), contract.serveEnv);
   await serve.waitForStderr((o) => o.includes(READY));
   return serve;
 }
@@ -198,7 +181,7 @@ describe("a live socket", () => {
       expect(statSync(socket).mode & 0o777).toBe(0o600);
 
       const started = Date.now();
-      const second = await runCli(serveArgs(socket), { env: contract.serveEnv });
+      const second = await runCli(serveArgs(contract, socket), { env: contract.serveEnv });
       const refusedMs = Date.now() - started;
       expect(second.code).toBe(1);
       expect(second.stderr).toContain(

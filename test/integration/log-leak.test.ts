@@ -19,6 +19,7 @@ import { keyUrl, parseEnvelope, type WrappedSeed } from "../../src/kms/index.js"
 import { createLogger } from "../../src/log/index.js";
 import { callError, createClient } from "../helpers/grpc-client.js";
 import { eventually } from "../helpers/eventually.js";
+import { serveArgs } from "../helpers/serve-args.js";
 
 /** Every form a secret could take in a log line. */
 function encodings(bytes: Buffer): string[] {
@@ -59,19 +60,7 @@ describe("logs at -v 10", () => {
   async function start(): Promise<RunningPlugin> {
     const contract = contractLine(emu, "kek");
     const config = await parseConfig(
-      [
-        ...contract.serveArgs,
-        "--listen-addr",
-        `unix://${join(dir, "kms.sock")}`,
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--healthz-port",
-        "0",
-        "--rotation-poll-interval",
-        "200ms",
-        "-v",
-        "10",
-      ],
+      serveArgs(contract, join(dir, "kms.sock"), ["--rotation-poll-interval", "200ms", "-v", "10"]),
       contract.serveEnv,
     );
     const destination = new PassThrough();

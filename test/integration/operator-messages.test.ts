@@ -7,26 +7,22 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { contractLine, emulatorFlags, startEmulatorFrom } from "../../src/commands/emulator.js";
+import { emulatorFlags } from "../../src/commands/emulator.js";
 import { clientFlags } from "../../src/commands/client.js";
 import { devFlags } from "../../src/commands/dev.js";
 import { serveFlags } from "../../src/config/index.js";
 import type { Emulator } from "@keyvault-kms/emulator";
 import { runCli, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { eventually } from "../helpers/eventually.js";
+import { serveArgs, servedPorts, startTestEmulator, type Contract } from "../helpers/serve-args.js";
 
 let dir: string;
 let emu: Emulator;
-let contract: ReturnType<typeof contractLine>;
+let contract: Contract;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "kvkms-messages-"));
-  emu = await startEmulatorFrom({
-    stateDir: join(dir, "emu"),
-    port: 0,
-    key: { name: "kms-kek", kty: "RSA", size: 2048 },
-  });
-  contract = contractLine(emu, "kms-kek");
+  ({ emu, contract } = await startTestEmulator(dir));
 });
 
 afterAll(async () => {
@@ -121,21 +117,11 @@ async function serveWith(
     if (!drop.includes(flag) && !args.includes(flag)) base.push(flag, value);
   }
   const serve = startCli(
-    [
-      ...base,
-      ...args,
-      "--listen-addr",
-      `unix://${socket}`,
-      "--metrics-addr",
-      "127.0.0.1:0",
-      "--healthz-port",
-      "0",
-    ],
+    serveArgs({ ...contract, serveArgs: base }, socket, args),
     contract.serveEnv,
   );
   const log = await serve.waitForStderr((e) => /"url":"http:\/\/127\.0\.0\.1:\d+"/.test(e));
-  const port = /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(log)?.[1] ?? "";
-  return { serve, socket, healthUrl: `http://127.0.0.1:${port}` };
+  return { serve, socket, healthUrl: `http://127.0.0.1:${servedPorts(log).healthPort}` };
 }
 
 /** /readyz's reason once it names one (the first Key Vault answer may take a moment). */
