@@ -20,7 +20,7 @@ const commands: Record<string, CommandEntry> = {
     load: async () => {
       const [{ serveCommand }, { serveFlags, serveUsage }] = await Promise.all([
         import("./commands/serve.js"),
-        import("./config/config.js"),
+        import("./config/serve-flags.js"),
       ]);
       return { run: serveCommand, usage: serveUsage, flags: serveFlags };
     },
@@ -30,7 +30,7 @@ const commands: Record<string, CommandEntry> = {
     load: async () => {
       const [{ doctorCommand, doctorUsage }, { serveFlags }] = await Promise.all([
         import("./commands/doctor.js"),
-        import("./config/config.js"),
+        import("./config/serve-flags.js"),
       ]);
       return { run: doctorCommand, usage: doctorUsage, flags: serveFlags };
     },

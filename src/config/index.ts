@@ -1,11 +1,7 @@
-export {
-  parseConfig,
-  parseServeSwitches,
-  describeConfig,
-  serveUsage,
-  serveFlags,
-} from "./config.js";
-export type { Config, Identity, StatusVersion } from "./config.js";
+export { parseConfig, describeConfig } from "./config.js";
+export type { Config, StatusVersion } from "./config.js";
+export type { Identity } from "./identity.js";
+export { parseServeSwitches, serveUsage, serveFlags } from "./serve-flags.js";
 export {
   UsageError,
   asksForHelp,
