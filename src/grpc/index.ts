@@ -1,5 +1,5 @@
 /** The gRPC layer's public API (docs/architecture.md, "Modules"). */
-export { prepareConnection, type PrepareConnectionOptions } from "./authority-rewrite.js";
+export { prepareConnection, type PrepareConnectionOptions } from "./authority-shim/index.js";
 export {
   addService,
   MalformedRequest,

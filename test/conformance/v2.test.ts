@@ -19,7 +19,6 @@ import {
   ApiserverKmsV2,
   ApiserverRejection,
   ENCRYPTED_DEK_SOURCE_MAX_SIZE,
-  keyVaultRequests,
   UUID_V4,
   validateAnnotations,
   validateEncryptedObject,
@@ -27,6 +26,7 @@ import {
 } from "../helpers/apiserver-kms.js";
 import { callError, callRaw, createClient, type PromiseClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { totalRequests } from "../helpers/emulator-counters.js";
 
 type V2Client = PromiseClient<typeof V2>;
 
@@ -241,7 +241,7 @@ describe("v2 as kube-apiserver 1.29+ calls it (default flags, RSA-2048)", () => 
   });
 
   it("§8 Status and Encrypt make zero Key Vault requests (all emulator counters unchanged)", async () => {
-    const before = keyVaultRequests(h.emu.counters());
+    const before = totalRequests(h.emu.counters());
     const fresh = new ApiserverKmsV2(client);
     for (let i = 0; i < 20; i++) {
       await fresh.probe();
@@ -249,7 +249,7 @@ describe("v2 as kube-apiserver 1.29+ calls it (default flags, RSA-2048)", () => 
       await client.encrypt({ plaintext: randomBytes(32), uid: randomUUID() });
     }
     expect(fresh.encryptCalls).toBe(1);
-    expect(keyVaultRequests(h.emu.counters())).toBe(before);
+    expect(totalRequests(h.emu.counters())).toBe(before);
   });
 });
 

@@ -393,8 +393,3 @@ export class ApiserverKmsV1 {
     await this.decrypt(await this.encrypt(Buffer.from("ping")));
   }
 }
-
-/** Sum of every emulator operation counter: the number of requests Key Vault (and Entra) saw. */
-export function keyVaultRequests(counters: Record<string, number>): number {
-  return Object.values(counters).reduce((a, b) => a + b, 0);
-}

@@ -1,7 +1,7 @@
 // Step 1: a stock grpc-js server on a unix socket refuses the raw socket path as :authority,
 // which is what kube-apiserver 1.25–1.28 (grpc-go 1.47–1.56) sends.
 import * as grpc from "@grpc/grpc-js";
-import { isAcceptableAuthority } from "../../src/grpc/authority-check.js";
+import { isAcceptableAuthority } from "../../src/grpc/authority-shim/authority-check.js";
 import {
   ECHO_PATH,
   EchoClient,

@@ -2,7 +2,11 @@
 // path as :authority now works (through the rewriter); other authorities get the raw socket.
 import * as grpc from "@grpc/grpc-js";
 import { connect, type Socket } from "node:net";
-import { CLIENT_MAGIC, encodeFrame, FrameType } from "../../src/grpc/http2-frames.js";
+import {
+  CLIENT_MAGIC,
+  encodeFrame,
+  FrameType,
+} from "../../src/grpc/authority-shim/http2-frames.js";
 import {
   ECHO_PATH,
   EchoClient,

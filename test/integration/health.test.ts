@@ -12,6 +12,7 @@ import { KeyManagementService as V2 } from "../../src/gen/v2/api_pb.js";
 import { eventually } from "../helpers/eventually.js";
 import { createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { totalRequests } from "../helpers/emulator-counters.js";
 
 interface ReadyBody {
   ready: boolean;
@@ -45,7 +46,7 @@ async function readyz(h: PluginHarness): Promise<{ status: number; body: ReadyBo
 }
 
 function keyVaultRequests(h: PluginHarness): number {
-  return Object.values(h.emu.counters()).reduce((a, b) => a + b, 0);
+  return totalRequests(h.emu.counters());
 }
 
 describe("health endpoints with Key Vault up", () => {

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
 import type { Emulator } from "@keyvault-kms/emulator";
-import { CLIENT_MAGIC, EMPTY_SETTINGS_FRAME } from "../../src/grpc/http2-frames.js";
+import { CLIENT_MAGIC, EMPTY_SETTINGS_FRAME } from "../../src/grpc/authority-shim/http2-frames.js";
 import { startCli, type CliProcess } from "../helpers/cli-process.js";
 import { OwnConnectionClient } from "../helpers/kms-load.js";
 import { serveArgs, servedPorts, startTestEmulator, type Contract } from "../helpers/serve-args.js";

@@ -5,7 +5,7 @@
  * request), ends the same way: served, the stream reset, or the connection closed within a second.
  * The expectations are what Node 24's own path does (the "raw" column); the shim must agree.
  */
-import { encodeFrame, FrameType } from "../../src/grpc/http2-frames.js";
+import { encodeFrame, FrameType } from "../../src/grpc/authority-shim/http2-frames.js";
 import {
   ECHO_PATH,
   startInjectedServer,

@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { emulatorWrapper } from "../helpers/emulator-wrapper.js";
+import { requestsSeen } from "../helpers/emulator-counters.js";
 
 let emu: Emulator;
 beforeAll(async () => {
@@ -17,11 +18,7 @@ function wrapper() {
 
 /** Key Vault requests only: token and bearer-challenge round trips left out. */
 function keyVaultRequests(): Record<string, number> {
-  return Object.fromEntries(
-    Object.entries(emu.counters()).filter(
-      ([operation, n]) => n > 0 && !["token", "openid", "challenge"].includes(operation),
-    ),
-  );
+  return requestsSeen(emu.counters(), ["token", "openid", "challenge"]);
 }
 
 it("refresh (1 list + 1 get), wrap (1 wrapkey, A256KW), unwrap (1 unwrapkey), across a rotation", async () => {

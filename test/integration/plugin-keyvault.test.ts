@@ -9,12 +9,11 @@ import { createEmulator, type Emulator } from "@keyvault-kms/emulator";
 import { encodeEnvelope, keyIdOf, parseEnvelope } from "../../src/kms/index.js";
 import { callError, createClient } from "../helpers/grpc-client.js";
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
+import { totalRequests } from "../helpers/emulator-counters.js";
 
 const emptyMap = {};
 
-function keyVaultRequests(counters: Record<string, number>): number {
-  return Object.values(counters).reduce((a, b) => a + b, 0);
-}
+const keyVaultRequests = totalRequests;
 
 describe("plugin against the Key Vault emulator", () => {
   let h: PluginHarness;

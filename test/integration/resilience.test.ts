@@ -13,6 +13,7 @@ import { callError, createClient, type PromiseClient } from "../helpers/grpc-cli
 import { startPluginHarness, type PluginHarness } from "../helpers/plugin-harness.js";
 import { scrapeText } from "../helpers/scrape.js";
 import { report } from "../helpers/report.js";
+import { totalRequests } from "../helpers/emulator-counters.js";
 
 interface Sealed {
   plaintext: Buffer;
@@ -38,8 +39,7 @@ async function open(client: Client, s: Sealed): Promise<Buffer> {
   return Buffer.from(res.plaintext);
 }
 
-const sum = (counters: Record<string, number>): number =>
-  Object.values(counters).reduce((a, b) => a + b, 0);
+const sum = totalRequests;
 
 /** kube-apiserver's default per-call timeout. */
 const apiserverTimeoutMs = 3_000;

@@ -2,8 +2,8 @@ import {
   isAcceptableAuthority,
   needsAuthorityRewrite,
   rewriteAuthority,
-} from "../../../src/grpc/authority-check.js";
-import type { HeaderField } from "../../../src/grpc/hpack-decoder.js";
+} from "../../../src/grpc/authority-shim/authority-check.js";
+import type { HeaderField } from "../../../src/grpc/authority-shim/hpack-decoder.js";
 
 const field = (name: string, value: string, neverIndex = false): HeaderField => ({
   name: Buffer.from(name),

@@ -3,14 +3,14 @@ import type { Duplex } from "node:stream";
 import {
   prepareConnection,
   type PrepareConnectionOptions,
-} from "../../../src/grpc/authority-rewrite.js";
+} from "../../../src/grpc/authority-shim/authority-rewrite.js";
 import {
   CLIENT_MAGIC,
   EMPTY_SETTINGS_FRAME,
   Flags,
   FrameType,
   encodeFrame,
-} from "../../../src/grpc/http2-frames.js";
+} from "../../../src/grpc/authority-shim/http2-frames.js";
 import { tempSocketPath } from "./support/echo-server.js";
 import { HpackTestEncoder } from "./support/hpack-test-encoder.js";
 

@@ -1,5 +1,12 @@
-import { HpackDecoder, HpackError, type HeaderField } from "../../../src/grpc/hpack-decoder.js";
-import { encodeInteger, encodeLiteralBlock } from "../../../src/grpc/hpack-encoder.js";
+import {
+  HpackDecoder,
+  HpackError,
+  type HeaderField,
+} from "../../../src/grpc/authority-shim/hpack-decoder.js";
+import {
+  encodeInteger,
+  encodeLiteralBlock,
+} from "../../../src/grpc/authority-shim/hpack-encoder.js";
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
 const pairs = (fields: HeaderField[]): [string, string][] =>

@@ -5,7 +5,7 @@ import {
   huffmanDecode,
   huffmanEncode,
   huffmanEncodedLength,
-} from "../../../src/grpc/hpack-huffman.js";
+} from "../../../src/grpc/authority-shim/hpack-huffman.js";
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
 

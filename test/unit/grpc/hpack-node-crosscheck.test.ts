@@ -3,8 +3,11 @@
 // Huffman forced and static name references) and Node's server decodes.
 import { connect as h2connect, createServer as h2server, type ServerHttp2Stream } from "node:http2";
 import { createServer, type AddressInfo, type Server } from "node:net";
-import { HpackDecoder } from "../../../src/grpc/hpack-decoder.js";
-import { STATIC_TABLE_LENGTH, staticEntry } from "../../../src/grpc/hpack-static-table.js";
+import { HpackDecoder } from "../../../src/grpc/authority-shim/hpack-decoder.js";
+import {
+  STATIC_TABLE_LENGTH,
+  staticEntry,
+} from "../../../src/grpc/authority-shim/hpack-static-table.js";
 import {
   CLIENT_MAGIC,
   EMPTY_SETTINGS_FRAME,
@@ -13,7 +16,7 @@ import {
   FrameType,
   encodeFrame,
   readFrameHeader,
-} from "../../../src/grpc/http2-frames.js";
+} from "../../../src/grpc/authority-shim/http2-frames.js";
 import { connect } from "node:net";
 import { tempSocketPath } from "./support/echo-server.js";
 import { HpackTestEncoder } from "./support/hpack-test-encoder.js";

@@ -1,6 +1,6 @@
 import fc from "fast-check";
-import { rewriteAuthority } from "../../../src/grpc/authority-check.js";
-import { HpackDecoder, type HeaderField } from "../../../src/grpc/hpack-decoder.js";
+import { rewriteAuthority } from "../../../src/grpc/authority-shim/authority-check.js";
+import { HpackDecoder, type HeaderField } from "../../../src/grpc/authority-shim/hpack-decoder.js";
 import {
   CLIENT_MAGIC,
   EMPTY_SETTINGS_FRAME,
@@ -9,12 +9,12 @@ import {
   FrameType,
   encodeFrame,
   readFrameHeader,
-} from "../../../src/grpc/http2-frames.js";
+} from "../../../src/grpc/authority-shim/http2-frames.js";
 import {
   HeaderRewriter,
   Http2FramingError,
   type HeaderRewriterOptions,
-} from "../../../src/grpc/http2-header-rewriter.js";
+} from "../../../src/grpc/authority-shim/http2-header-rewriter.js";
 import { HpackTestEncoder, type TestField } from "./support/hpack-test-encoder.js";
 
 const SOCK = "/opt/azurekms.socket";

@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import {
   prepareConnection,
   type PrepareConnectionOptions,
-} from "../../../../src/grpc/authority-rewrite.js";
+} from "../../../../src/grpc/authority-shim/authority-rewrite.js";
 
 /** How a connection was admitted: as is, through the authority rewriter, or not at all. */
 export type AdmissionEvent =

@@ -9,7 +9,7 @@ import {
   type AdmissionEvent,
   type AuthorityListener,
 } from "./authority-listener.js";
-import type { PrepareConnectionOptions } from "../../../../src/grpc/authority-rewrite.js";
+import type { PrepareConnectionOptions } from "../../../../src/grpc/authority-shim/authority-rewrite.js";
 
 const id = (b: Buffer): Buffer => b;
 const method = (path: string) => ({

@@ -1,8 +1,14 @@
 // A full HPACK encoder (indexing + Huffman) for tests: it plays the client's encoder the way
 // grpc-go's (x/net/http2/hpack) does, indexing every field so later blocks lean on the table.
-import { encodeInteger } from "../../../../src/grpc/hpack-encoder.js";
-import { huffmanEncode, huffmanEncodedLength } from "../../../../src/grpc/hpack-huffman.js";
-import { STATIC_TABLE_LENGTH, staticEntry } from "../../../../src/grpc/hpack-static-table.js";
+import { encodeInteger } from "../../../../src/grpc/authority-shim/hpack-encoder.js";
+import {
+  huffmanEncode,
+  huffmanEncodedLength,
+} from "../../../../src/grpc/authority-shim/hpack-huffman.js";
+import {
+  STATIC_TABLE_LENGTH,
+  staticEntry,
+} from "../../../../src/grpc/authority-shim/hpack-static-table.js";
 
 export type TestField = readonly [name: string, value: string, mode?: "no-index" | "never-index"];
 

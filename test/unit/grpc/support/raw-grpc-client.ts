@@ -3,7 +3,7 @@
 // server's SETTINGS before its first request like grpc-go does, and can split, pad and
 // reorder its output to exercise a server-side parser.
 import { connect, type Socket } from "node:net";
-import { HpackDecoder } from "../../../../src/grpc/hpack-decoder.js";
+import { HpackDecoder } from "../../../../src/grpc/authority-shim/hpack-decoder.js";
 import {
   CLIENT_MAGIC,
   FRAME_HEADER_LENGTH,
@@ -11,7 +11,7 @@ import {
   FrameType,
   encodeFrame,
   readFrameHeader,
-} from "../../../../src/grpc/http2-frames.js";
+} from "../../../../src/grpc/authority-shim/http2-frames.js";
 import {
   HpackTestEncoder,
   type HpackTestEncoderOptions,
