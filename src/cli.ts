@@ -79,7 +79,8 @@ async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const first = argv[0];
   if (first !== undefined && helpWords.has(first)) {
-    const topic = argv[1];
+    // `help <command>`; a flag after it (`--help --key-name k`) asks for the overview.
+    const topic = argv[1]?.startsWith("-") === true ? undefined : argv[1];
     const entry = topic === undefined ? undefined : commands[topic];
     if (topic !== undefined && entry === undefined) {
       process.stderr.write(

@@ -38,6 +38,7 @@ describe("help", () => {
     [["help", "emulator"], "Usage: keyvault-kms emulator"],
     [["serve", "--help"], "Usage: keyvault-kms [serve]"],
     [["-help"], "Usage: keyvault-kms [command]"],
+    [["--help", "--key-name", "k"], "Usage: keyvault-kms [command]"],
     [["--key-name", "k", "-h"], "Usage: keyvault-kms [serve]"],
     [["doctor", "-h"], "Usage: keyvault-kms doctor"],
     [["emulator", "--help"], "Usage: keyvault-kms emulator"],
