@@ -17,9 +17,10 @@ export type LogLevel = "trace" | "debug" | "info" | "warn" | "error";
 export interface LoggerOptions {
   /** The Go plugin's `--v`. */
   readonly verbosity: number;
-  /** File descriptor to write JSON lines to: 2 (stderr); stdout carries only a command's output. */
-  readonly fd?: number;
-  /** Tests: a stream to write to instead of `fd` (e.g. to search the output for secrets). */
+  /**
+   * Tests: a stream to write to instead of stderr (e.g. to search the output for secrets). Logs
+   * never go to stdout, which carries only a command's output.
+   */
   readonly destination?: NodeJS.WritableStream;
 }
 
@@ -134,7 +135,7 @@ export function createLogger(options: LoggerOptions): Logger {
       serializers: { err: serializeError },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    options.destination ?? pino.destination({ fd: options.fd ?? 2, sync: true }),
+    options.destination ?? pino.destination({ fd: 2, sync: true }),
   );
   return new ComponentLogger(root, "keyvault-kms");
 }
